@@ -1,0 +1,1 @@
+"""The engine: transport-agnostic. Never imports starlette, uvicorn, grpc, tritonclient or protocol/."""

@@ -1,0 +1,378 @@
+"""The dynamic batcher: Triton's scheduling semantics, in-process (DESIGN.md §3).
+
+Runs entirely on the serving loop: ``submit`` queues a request, ``_schedule`` forms batches of whole
+requests whenever an instance is free, instance threads report back through ``batch_done``/``stream_item``.
+Deadlines use the monotonic clock. No locks: everything here happens on one thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
+
+from pytriton_lite.core.instances import Batch, BatchSink, Instance
+from pytriton_lite.core.model import Model
+from pytriton_lite.core.stats import ModelStats
+from pytriton_lite.exceptions import (
+    CancelledError,
+    InferenceError,
+    QueueTimeoutError,
+    UnavailableError,
+)
+from pytriton_lite.model_config import QueuePolicy, TimeoutAction
+from pytriton_lite.types import InferenceRequest, InferenceResponse, Request
+
+QUEUED, DISPATCHED, DONE = 0, 1, 2
+_END = object()
+
+
+class Pending:
+    """A queued request: either a future (coupled) or a stream queue (decoupled / streaming)."""
+
+    __slots__ = (
+        "request",
+        "inference_request",
+        "batch_size",
+        "key",
+        "future",
+        "stream",
+        "closed",
+        "enqueue_ns",
+        "deadline_ns",
+        "reject_on_timeout",
+        "state",
+        "seq",
+    )
+
+    def __init__(
+        self,
+        request: Request,
+        inference_request: InferenceRequest,
+        batch_size: int,
+        key: Tuple[Any, ...],
+        future: Optional[asyncio.Future] = None,
+        stream: Optional[asyncio.Queue] = None,
+    ) -> None:
+        self.request = request
+        self.inference_request = inference_request
+        self.batch_size = batch_size
+        self.key = key
+        self.future = future
+        self.stream = stream
+        self.closed = False
+        self.enqueue_ns = 0
+        self.deadline_ns = 0
+        self.reject_on_timeout = True
+        self.state = QUEUED
+        self.seq = 0
+
+    def gone(self) -> bool:
+        """True when nobody waits for this request any more (client disconnected or cancelled)."""
+        if self.future is not None:
+            return self.future.done()
+        return self.closed
+
+
+class Batcher(BatchSink):
+    """Queues and schedules the requests of one model over its instances."""
+
+    def __init__(
+        self,
+        model: Model,
+        loop: asyncio.AbstractEventLoop,
+        stats: ModelStats,
+        on_unrecoverable: Callable[[BaseException], None],
+    ) -> None:
+        self.model = model
+        self.loop = loop
+        self.stats = stats
+        cfg = model.config.batcher
+        self.max_batch_size = model.max_batch_size
+        self.delay_ns = int(cfg.max_queue_delay_microseconds) * 1000 if model.max_batch_size else 0
+        self.preferred = sorted({int(s) for s in (cfg.preferred_batch_size or [])}) if model.max_batch_size else []
+        self.levels = max(1, int(cfg.priority_levels)) if model.max_batch_size else 1
+        self.default_level = max(1, int(cfg.default_priority_level or 1)) if cfg.priority_levels else 1
+        default_policy = cfg.default_queue_policy or QueuePolicy()
+        self.policies: List[QueuePolicy] = [
+            (cfg.priority_queue_policy or {}).get(level + 1, default_policy) for level in range(self.levels)
+        ]
+        self.queues: List[Deque[Pending]] = [deque() for _ in range(self.levels)]
+        self.queued_per_level = [0] * self.levels
+        self.queued = 0
+        self.in_flight = 0
+        self.preserve_ordering = bool(cfg.preserve_ordering) and model.instance_count > 1
+        self._next_seq = 0
+        self._deliver_seq = 0
+        self._held: Dict[int, Tuple[Pending, Any]] = {}
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._idle_waiters: List[asyncio.Future] = []
+        self.instances = [
+            Instance(model, i, func, loop, self, on_unrecoverable) for i, func in enumerate(model.infer_funcs)
+        ]
+        self.free: Deque[Instance] = deque(self.instances)
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for instance in self.instances:
+            instance.start()
+
+    def stop(self) -> None:
+        """Fail what is still queued and stop the instance threads (they finish their current batch)."""
+        for level in self.queues:
+            while level:
+                item = level.popleft()
+                if item.state == QUEUED:
+                    self._finish(item, UnavailableError(f"Server is stopping: model '{self.model.name}' is unloading"))
+        self.queued = 0
+        for instance in self.instances:
+            instance.stop()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for instance in self.instances:
+            instance.join(max(0.0, deadline - time.monotonic()))
+
+    def instances_alive(self) -> bool:
+        return all(instance.is_alive() for instance in self.instances)
+
+    def idle(self) -> bool:
+        return self.queued == 0 and self.in_flight == 0
+
+    async def wait_idle(self) -> None:
+        if self.idle():
+            return
+        waiter = self.loop.create_future()
+        self._idle_waiters.append(waiter)
+        await waiter
+
+    # --- submission ------------------------------------------------------------------------------------
+
+    def submit(self, item: Pending) -> None:
+        """Queue ``item`` (raises UnavailableError when its priority level's queue is full)."""
+        level = self._level(item.inference_request.priority)
+        policy = self.policies[level]
+        if policy.max_queue_size and self.queued_per_level[level] >= policy.max_queue_size:
+            raise UnavailableError(f"Exceeds maximum queue size for model '{self.model.name}'")
+        now = time.monotonic_ns()
+        item.enqueue_ns = now
+        timeout_us = policy.default_timeout_microseconds
+        override = item.inference_request.timeout_us
+        if override is not None and policy.allow_timeout_override:
+            timeout_us = override
+        if timeout_us:
+            item.deadline_ns = now + int(timeout_us) * 1000
+            item.reject_on_timeout = policy.timeout_action != TimeoutAction.DELAY
+        item.seq = self._next_seq
+        self._next_seq += 1
+        self.queues[level].append(item)
+        self.queued_per_level[level] += 1
+        self.queued += 1
+        self.stats.pending += 1
+        if self.free:
+            self._schedule()
+
+    def _level(self, priority: int) -> int:
+        if self.levels == 1:
+            return 0
+        if not priority or priority > self.levels:
+            return self.default_level - 1
+        return int(priority) - 1
+
+    # --- scheduling ------------------------------------------------------------------------------------
+
+    def _live(self, now: int) -> Iterator[Pending]:
+        """Queued items in scheduling order; drops the gone and the timed-out (REJECT) on the way."""
+        deferred: List[Pending] = []
+        for level, items in enumerate(self.queues):
+            while items and items[0].state != QUEUED:
+                items.popleft()
+            for item in items:
+                if item.state != QUEUED:
+                    continue
+                if item.gone():
+                    self._dequeue(item, level)
+                    self._finish(item, CancelledError(f"Request for model '{self.model.name}' was cancelled"))
+                    continue
+                if item.deadline_ns and now >= item.deadline_ns:
+                    if item.reject_on_timeout:
+                        self._dequeue(item, level)
+                        self._finish(item, QueueTimeoutError("Request timeout expired"))
+                        continue
+                    deferred.append(item)
+                    continue
+                yield item
+        yield from deferred
+
+    def _dequeue(self, item: Pending, level: Optional[int] = None) -> None:
+        item.state = DISPATCHED
+        if level is None:
+            level = self._level(item.inference_request.priority)
+        self.queued_per_level[level] -= 1
+        self.queued -= 1
+        self.stats.pending -= 1
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self.free and self.queued:
+            now = time.monotonic_ns()
+            taken, wait_until = self._form(now)
+            if not taken:
+                if wait_until:
+                    self._timer = self.loop.call_at(self.loop.time() + (wait_until - now) / 1e9, self._schedule)
+                return
+            self._dispatch(taken, now)
+        if self.idle():
+            self._wake_idle()
+
+    def _form(self, now: int) -> Tuple[List[Pending], int]:
+        """Pick the next batch; or return ([], t) to wait until monotonic ns ``t`` for more requests."""
+        max_size = self.max_batch_size
+        taken: List[Pending] = []
+        total = 0
+        blocked = False
+        key = None
+        for item in self._live(now):
+            if max_size == 0:
+                return [item], 0
+            if key is None:
+                key = item.key
+            elif item.key != key or total + item.batch_size > max_size:
+                blocked = True  # never reorder past a request that does not fit: keep arrival order
+                break
+            taken.append(item)
+            total += item.batch_size
+            if total == max_size:
+                break
+        if not taken:
+            return [], 0
+        if total == max_size:
+            return taken, 0
+        if self.preferred:
+            cut = self._preferred_cut(taken)
+            if cut:
+                return taken[:cut], 0
+        oldest = min(item.enqueue_ns for item in taken)
+        if self.delay_ns == 0 or blocked or now >= oldest + self.delay_ns:
+            return taken, 0
+        return [], oldest + self.delay_ns
+
+    def _preferred_cut(self, taken: List[Pending]) -> int:
+        """Largest prefix of ``taken`` whose size is a preferred batch size (0 when none)."""
+        best = 0
+        total = 0
+        preferred = self.preferred
+        for index, item in enumerate(taken, 1):
+            total += item.batch_size
+            if total in preferred:
+                best = index
+        return best
+
+    def _dispatch(self, taken: List[Pending], now: int) -> None:
+        requests = []
+        size = 0
+        for item in taken:
+            self._dequeue(item)
+            requests.append(item.request)
+            size += item.batch_size
+        batch = Batch(taken, requests, size)
+        batch.start_ns = now
+        instance = self.free.popleft()
+        self.in_flight += 1
+        instance.submit(batch)
+
+    # --- outcomes (called on the loop by instance threads) ---------------------------------------------
+
+    def batch_done(
+        self, instance: Instance, batch: Batch, results: Optional[list], error: Optional[BaseException]
+    ) -> None:
+        instance.busy = False
+        self.free.append(instance)
+        self.in_flight -= 1
+        end = time.monotonic_ns()
+        if error is None:
+            self.stats.record_execution(
+                batch.size,
+                len(batch.items),
+                batch.infer_start_ns - batch.start_ns,
+                batch.infer_end_ns - batch.infer_start_ns,
+                end - batch.infer_end_ns,
+            )
+        model = self.model
+        for index, item in enumerate(batch.items):
+            if error is not None:
+                self._finish(item, error, batch.start_ns)
+            elif item.stream is not None and model.decoupled:
+                self._finish(item, _END, batch.start_ns)
+            else:
+                response = InferenceResponse(
+                    model_name=model.name,
+                    model_version=model.version_str,
+                    outputs=results[index] if results is not None else {},
+                    id=item.inference_request.id,
+                )
+                self._finish(item, response, batch.start_ns)
+        if self.queued:
+            self._schedule()
+        elif self.idle():
+            self._wake_idle()
+
+    def stream_item(self, instance: Instance, batch: Batch, results: list) -> None:
+        model = self.model
+        live = False
+        for item, outputs in zip(batch.items, results):
+            if item.closed:
+                continue
+            live = True
+            item.stream.put_nowait(  # type: ignore[union-attr]
+                InferenceResponse(
+                    model_name=model.name,
+                    model_version=model.version_str,
+                    outputs=outputs,
+                    id=item.inference_request.id,
+                    final=False,
+                )
+            )
+        if not live:
+            batch.cancelled = True  # every consumer is gone: stop the generator at its next yield
+
+    def _finish(self, item: Pending, outcome: Any, dispatch_ns: int = 0) -> None:
+        """Record stats and hand ``outcome`` (response, _END or exception) to the waiter, in order if asked."""
+        end = time.monotonic_ns()
+        total = end - item.enqueue_ns
+        if isinstance(outcome, BaseException):
+            reason = outcome.reason if isinstance(outcome, InferenceError) else "OTHER"
+            self.stats.record_failure(total, reason)
+        else:
+            self.stats.record_success(total, (dispatch_ns or end) - item.enqueue_ns)
+        item.state = DONE
+        if not self.preserve_ordering:
+            _deliver(item, outcome)
+            return
+        self._held[item.seq] = (item, outcome)
+        while self._deliver_seq in self._held:
+            held_item, held_outcome = self._held.pop(self._deliver_seq)
+            _deliver(held_item, held_outcome)
+            self._deliver_seq += 1
+
+    def _wake_idle(self) -> None:
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _deliver(item: Pending, outcome: Any) -> None:
+    if item.future is not None:
+        if item.future.done():
+            return
+        if isinstance(outcome, BaseException):
+            item.future.set_exception(outcome)
+        else:
+            item.future.set_result(outcome)
+    elif item.stream is not None and not item.closed:
+        item.stream.put_nowait(outcome)

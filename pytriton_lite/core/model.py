@@ -1,0 +1,218 @@
+"""A bound model: its specs, request validation against them, and output post-processing.
+
+Validation follows Triton's order and wording (protocol.md §6.3) so that clients see the messages they
+expect. Post-processing runs on the instance thread: results are filtered to the requested outputs and cast
+to the declared dtypes (``strict=True`` validates instead of casting).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from pytriton_lite.exceptions import InvalidArgumentError, ModelExecutionError
+from pytriton_lite.model_config import ModelConfig, Tensor, is_bytes_dtype, to_triton_dtype
+from pytriton_lite.types import InferenceRequest, Request
+
+_BATCH_NOTE = (
+    " NOTE: Setting a non-zero max_batch_size in the model config requires a batch dimension to be prepended to "
+    "each input shape. If you want to specify the full shape including the batch dim in your input dims config, "
+    "try setting max_batch_size to zero. See the model configuration docs for more info on max_batch_size."
+)
+
+
+def _fmt_names(names: Sequence[str]) -> str:
+    return "[" + ",".join(f"'{n}'" for n in names) + "]"
+
+
+def _fmt_shape(shape: Sequence[int]) -> str:
+    return "[" + ",".join(str(int(d)) for d in shape) + "]"
+
+
+class Model:
+    """A model bound with ``Triton.bind``: one or more instance callables sharing one config."""
+
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        infer_funcs: Sequence[Callable[..., Any]],
+        inputs: Sequence[Tensor],
+        outputs: Sequence[Tensor],
+        config: ModelConfig,
+        strict: bool = False,
+    ) -> None:
+        self.name = name
+        self.version = int(version)
+        self.version_str = str(self.version)
+        self.infer_funcs = list(infer_funcs)
+        self.inputs: List[Tensor] = list(inputs)
+        self.outputs: List[Tensor] = list(outputs)
+        self.config = config
+        self.strict = strict
+        self.instance_count = len(self.infer_funcs)
+        self.max_batch_size = config.max_batch_size if config.batching else 0
+        self.decoupled = bool(config.decoupled)
+        self.ready = False
+        self.input_by_name: Dict[str, Tensor] = {t.name: t for t in self.inputs}  # type: ignore[misc]
+        self.output_by_name: Dict[str, Tensor] = {t.name: t for t in self.outputs}  # type: ignore[misc]
+        self.output_names: List[str] = [t.name for t in self.outputs]  # type: ignore[misc]
+        self._required = [t.name for t in self.inputs if not t.optional]
+        self._input_wire_dtypes = {t.name: t.triton_dtype for t in self.inputs}
+        self._output_np_dtypes: Dict[str, Optional[np.dtype]] = {
+            t.name: None if is_bytes_dtype(t.dtype) else np.dtype(t.dtype) for t in self.outputs  # type: ignore[misc]
+        }
+
+    def __repr__(self) -> str:
+        return f"Model(name={self.name!r}, version={self.version})"
+
+    # --- request side (serving loop) ------------------------------------------------------------------
+
+    def prepare(self, request: InferenceRequest) -> Tuple[Request, int, Tuple[Any, ...]]:
+        """Validate ``request``; return the callable's ``Request``, its batch size and its batch-compat key."""
+        model = self.name
+        requested = request.requested_outputs
+        if requested is not None:
+            for out in requested:
+                if out not in self.output_by_name:
+                    raise InvalidArgumentError(f"unexpected inference output '{out}' for model '{model}'")
+        inputs = request.inputs
+        missing = [n for n in self._required if n not in inputs]
+        if missing or len(inputs) > len(self.inputs):
+            got = list(inputs)
+            if len(self._required) == len(self.inputs):
+                expect = f"expected {len(self.inputs)} inputs but got {len(inputs)} inputs for model '{model}'."
+            else:
+                expect = (
+                    f"expected number of inputs between {len(self._required)} and {len(self.inputs)} "
+                    f"but got {len(inputs)} inputs for model '{model}'."
+                )
+            if missing:
+                raise InvalidArgumentError(
+                    f"{expect} Got input(s) {_fmt_names(got)}, but missing required input(s) "
+                    f"{_fmt_names(missing)}. Please provide all required input(s)."
+                )
+        for name in inputs:
+            if name not in self.input_by_name:
+                raise InvalidArgumentError(f"unexpected inference input '{name}' for model '{model}'")
+
+        batch_size = 1
+        key: List[Any] = []
+        if self.max_batch_size > 0:
+            first = True
+            for name, array in inputs.items():
+                if array.ndim < 1:
+                    raise InvalidArgumentError(
+                        f"input '{name}' has no shape but model requires batch dimension for '{model}'"
+                    )
+                if first:
+                    batch_size = int(array.shape[0])
+                    first = False
+                elif int(array.shape[0]) != batch_size:
+                    raise InvalidArgumentError(f"input '{name}' batch size does not match other inputs for '{model}'")
+            if batch_size > self.max_batch_size:
+                raise InvalidArgumentError(
+                    f"inference request batch-size must be <= {self.max_batch_size} for '{model}'"
+                )
+            if batch_size < 1 and inputs:
+                raise InvalidArgumentError(f"inference request batch-size must be >= 1 for '{model}'")
+
+        for name, array in inputs.items():
+            spec = self.input_by_name[name]
+            expected = self._input_wire_dtypes[name]
+            got_dtype = "BYTES" if array.dtype.kind in "OSU" else to_triton_dtype(array.dtype)
+            if got_dtype != expected:
+                raise InvalidArgumentError(
+                    f"inference input '{name}' data-type is '{got_dtype}', but model '{model}' expects '{expected}'"
+                )
+            shape = array.shape[1:] if self.max_batch_size > 0 else array.shape
+            dims = spec.shape
+            if len(shape) != len(dims) or any(d != -1 and d != s for d, s in zip(dims, shape)):
+                full_dims = ((-1,) + tuple(dims)) if self.max_batch_size > 0 else tuple(dims)
+                note = _BATCH_NOTE if self.max_batch_size > 0 else ""
+                raise InvalidArgumentError(
+                    f"unexpected shape for input '{name}' for model '{model}'. "
+                    f"Expected {_fmt_shape(full_dims)}, got {_fmt_shape(array.shape)}.{note}"
+                )
+            key.append((name, shape))
+
+        names = requested if requested is not None else self.output_names
+        callable_request = Request(data=dict(inputs), parameters=request.parameters, requested_output_names=list(names))
+        return callable_request, batch_size, tuple(key)
+
+    # --- result side (instance thread) ----------------------------------------------------------------
+
+    def postprocess(self, results: Any, requests: Sequence[Request]) -> List[Dict[str, np.ndarray]]:
+        """Validate the callable's results and turn them into per-request output dicts."""
+        if not isinstance(results, (list, tuple)):
+            raise ModelExecutionError(
+                f"Results returned by the infer function of model '{self.name}' must be a list of response dicts "
+                f"with numpy arrays, got {type(results).__name__}"
+            )
+        if len(results) != len(requests):
+            raise ModelExecutionError(
+                f"Number of outputs returned by the infer function of model '{self.name}' ({len(results)}) "
+                f"does not match number of requests ({len(requests)})"
+            )
+        return [self._one(result, request) for result, request in zip(results, requests)]
+
+    def _one(self, result: Any, request: Request) -> Dict[str, np.ndarray]:
+        if not isinstance(result, dict):
+            raise ModelExecutionError(
+                f"Results returned by the infer function of model '{self.name}' must be a list of response dicts "
+                f"with numpy arrays, got an item of type {type(result).__name__}"
+            )
+        wanted = request.requested_output_names or self.output_names
+        outputs: Dict[str, np.ndarray] = {}
+        for name in self.output_names:
+            if name not in wanted or name not in result:
+                continue
+            value = result[name]
+            if not isinstance(value, np.ndarray):
+                raise ModelExecutionError(
+                    f"Output '{name}' of model '{self.name}' must be a numpy array, got {type(value).__name__}"
+                )
+            if value.dtype.kind not in "biufOSU":
+                raise ModelExecutionError(f"Output '{name}' of model '{self.name}' has unsupported dtype {value.dtype}")
+            target = self._output_np_dtypes[name]
+            if self.strict:
+                self._check_strict(name, value)
+            if target is None:
+                if value.dtype.kind == "O" and value.size and not all(
+                    isinstance(v, (bytes, str)) for v in value.reshape(-1)
+                ):
+                    raise ModelExecutionError(
+                        f"Output '{name}' of model '{self.name}' is an object array holding non-bytes values. "
+                        "Use string/byte-string instead of object"
+                    )
+                outputs[name] = value
+            else:
+                if value.dtype.kind in "OSU":
+                    raise ModelExecutionError(
+                        f"Output '{name}' of model '{self.name}' holds strings but is declared {target}"
+                    )
+                outputs[name] = value if value.dtype == target else value.astype(target)
+        if self.strict:
+            for name in result:
+                if name not in self.output_by_name:
+                    raise ModelExecutionError(f"Output '{name}' returned by model '{self.name}' is not declared")
+        return outputs
+
+    def _check_strict(self, name: str, value: np.ndarray) -> None:
+        spec = self.output_by_name[name]
+        if is_bytes_dtype(spec.dtype):
+            if value.dtype.kind not in "OSU":
+                raise ModelExecutionError(
+                    f"Output '{name}' of model '{self.name}' has dtype {value.dtype}, expected bytes"
+                )
+        elif not np.issubdtype(value.dtype, np.dtype(spec.dtype)):  # type: ignore[arg-type]
+            raise ModelExecutionError(
+                f"Output '{name}' of model '{self.name}' has dtype {value.dtype}, expected {np.dtype(spec.dtype)}"  # type: ignore[arg-type]
+            )
+        shape = value.shape[1:] if self.max_batch_size > 0 else value.shape
+        if len(shape) != len(spec.shape) or any(d != -1 and d != s for d, s in zip(spec.shape, shape)):
+            raise ModelExecutionError(
+                f"Output '{name}' of model '{self.name}' has shape {value.shape}, expected "
+                f"{((-1,) if self.max_batch_size > 0 else ()) + tuple(spec.shape)}"
+            )

@@ -1,0 +1,76 @@
+"""Per-model counters and durations: the source of /v2/models/stats, ModelStatistics and /metrics.
+
+Updated only on the serving loop (no locks). Durations are nanoseconds from ``time.monotonic_ns``;
+``last_inference`` is wall-clock milliseconds, as Triton reports it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Dict
+
+FAILURE_REASONS = ("REJECTED", "CANCELED", "BACKEND", "OTHER")
+
+
+@dataclass
+class Duration:
+    count: int = 0
+    ns: int = 0
+
+    def add(self, ns: int, count: int = 1) -> None:
+        self.count += count
+        self.ns += max(0, int(ns))
+
+
+@dataclass
+class BatchStats:
+    compute_input: Duration = field(default_factory=Duration)
+    compute_infer: Duration = field(default_factory=Duration)
+    compute_output: Duration = field(default_factory=Duration)
+
+
+@dataclass
+class ModelStats:
+    """Triton's statistics for one model version."""
+
+    last_inference: int = 0
+    inference_count: int = 0
+    execution_count: int = 0
+    success: Duration = field(default_factory=Duration)
+    fail: Duration = field(default_factory=Duration)
+    queue: Duration = field(default_factory=Duration)
+    compute_input: Duration = field(default_factory=Duration)
+    compute_infer: Duration = field(default_factory=Duration)
+    compute_output: Duration = field(default_factory=Duration)
+    cache_hit: Duration = field(default_factory=Duration)
+    cache_miss: Duration = field(default_factory=Duration)
+    batch_stats: Dict[int, BatchStats] = field(default_factory=dict)
+    failures: Dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAILURE_REASONS, 0))
+    pending: int = 0
+    queue_size: int = 0
+    batch_size_histogram: Dict[int, int] = field(default_factory=dict)
+
+    def record_execution(self, batch_size: int, requests: int, input_ns: int, infer_ns: int, output_ns: int) -> None:
+        """One model execution of ``batch_size`` rows made of ``requests`` requests."""
+        self.execution_count += 1
+        self.inference_count += batch_size
+        self.compute_input.add(input_ns * requests, requests)
+        self.compute_infer.add(infer_ns * requests, requests)
+        self.compute_output.add(output_ns * requests, requests)
+        per = self.batch_stats.get(batch_size)
+        if per is None:
+            per = self.batch_stats[batch_size] = BatchStats()
+        per.compute_input.add(input_ns)
+        per.compute_infer.add(infer_ns)
+        per.compute_output.add(output_ns)
+        self.batch_size_histogram[batch_size] = self.batch_size_histogram.get(batch_size, 0) + 1
+        self.last_inference = int(time.time() * 1000)
+
+    def record_success(self, total_ns: int, queue_ns: int) -> None:
+        self.success.add(total_ns)
+        self.queue.add(queue_ns)
+
+    def record_failure(self, total_ns: int, reason: str) -> None:
+        self.fail.add(total_ns)
+        self.failures[reason if reason in self.failures else "OTHER"] += 1

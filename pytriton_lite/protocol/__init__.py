@@ -1,0 +1,1 @@
+"""Wire formats of the v2 protocol: pure functions, no sockets, no threads."""

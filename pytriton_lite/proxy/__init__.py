@@ -1,0 +1,1 @@
+"""PyTriton's ``pytriton.proxy`` import path (only ``types`` is public)."""

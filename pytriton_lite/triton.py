@@ -1,0 +1,429 @@
+"""``Triton``: binds infer callables and serves them over v2 HTTP/gRPC from this process.
+
+One background thread runs one asyncio loop (uvloop when installed) holding the HTTP, gRPC and metrics
+front ends and the batchers; each model instance has its own worker thread. Nothing is spawned or copied,
+so start-up to ready takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import re
+import signal
+import threading
+import time
+from typing import Any, Callable, Coroutine, List, Optional, Sequence, Union
+
+from pytriton_lite.config import (
+    DEFAULT_EXIT_TIMEOUT_S,
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_METRICS_PORT,
+    DEFAULT_PROTECTED_ENDPOINTS,
+    TRITON_ACCESS_HEADER,
+    VALID_TRITON_ENDPOINTS,
+    DefaultTritonLifecyclePolicy,
+    TritonConfig,
+    TritonLifecyclePolicy,
+    TritonSecurityConfig,
+    VertextAILifecyclePolicy,
+)
+from pytriton_lite.core.dataplane import DataPlane
+from pytriton_lite.core.model import Model
+from pytriton_lite.exceptions import (
+    PyTritonError,
+    PyTritonInvalidOperationError,
+    PyTritonValidationError,
+)
+from pytriton_lite.model_config import ModelConfig, Tensor, validate_model_config
+
+LOGGER = logging.getLogger("pytriton_lite.triton")
+
+_MODEL_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+_START_TIMEOUT_S = 30.0
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+def _local(address: Optional[str]) -> str:
+    return "127.0.0.1" if address in (None, "", "0.0.0.0", "::") else str(address)
+
+
+class Triton:
+    """PyTriton's ``Triton``: ``bind`` models, then ``run()`` (background) or ``serve()`` (blocking)."""
+
+    def __init__(
+        self,
+        *,
+        config: Optional[TritonConfig] = None,
+        workspace: Any = None,
+        triton_lifecycle_policy: Optional[TritonLifecyclePolicy] = None,
+        security_config: Optional[TritonSecurityConfig] = None,
+    ) -> None:
+        env = TritonConfig.from_env()
+        self._config = config.merged_over(env) if config is not None else env
+        if triton_lifecycle_policy is None:
+            triton_lifecycle_policy = (
+                VertextAILifecyclePolicy if self._config.allow_vertex_ai else DefaultTritonLifecyclePolicy
+            )
+        self._policy = triton_lifecycle_policy
+        self._security = security_config or TritonSecurityConfig()
+        self._workspace = workspace  # accepted for compatibility; nothing is written to disk
+        self._lock = threading.RLock()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._dataplane: Optional[DataPlane] = None
+        self._frontends: List[Any] = []
+        self._pending: List[Model] = []
+        self._started = False
+        self._stopped = False
+        self._connected = False
+        self._stop_event = threading.Event()
+        self._log_handler: Optional[logging.Handler] = None
+        self.http_port: Optional[int] = None
+        self.grpc_port: Optional[int] = None
+        self.metrics_port: Optional[int] = None
+        atexit.register(self._atexit)
+
+    # --- public API ------------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> TritonConfig:
+        return self._config
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{_local(self._config.http_address)}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"grpc://{_local(self._config.grpc_address)}:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{_local(self._config.metrics_address or self._config.http_address)}:{self.metrics_port}"
+
+    def get_access_token(self) -> Optional[str]:
+        return self._security.access_token
+
+    def bind(
+        self,
+        model_name: str,
+        infer_func: Union[Callable[..., Any], Sequence[Callable[..., Any]]],
+        inputs: Sequence[Tensor],
+        outputs: Sequence[Tensor],
+        model_version: int = 1,
+        config: Optional[ModelConfig] = None,
+        strict: bool = False,
+        trace_config: Optional[List[str]] = None,
+    ) -> None:
+        """Bind ``infer_func`` (or a list of them = that many instances) as ``model_name``."""
+        if not isinstance(model_name, str) or not model_name or not _MODEL_NAME.match(model_name):
+            raise PyTritonValidationError(
+                f"Invalid model name {model_name!r}: use only letters, digits, '.', '_' and '-' (non-empty)."
+            )
+        if callable(infer_func):
+            funcs = [infer_func]
+        elif isinstance(infer_func, (list, tuple)) and infer_func and all(callable(f) for f in infer_func):
+            funcs = list(infer_func)
+        else:
+            raise PyTritonValidationError(
+                f"infer_func for model '{model_name}' must be a callable or a non-empty sequence of callables"
+            )
+        config = config if config is not None else ModelConfig()
+        validate_model_config(config)
+        named_inputs = [_named(t, f"INPUT_{i}") for i, t in enumerate(inputs, 1)]
+        named_outputs = [_named(t, f"OUTPUT_{i}") for i, t in enumerate(outputs, 1)]
+        for tensor in named_outputs:
+            if tensor.optional:
+                raise PyTritonValidationError("Output tensors cannot be optional.")
+        for kind, tensors in (("input", named_inputs), ("output", named_outputs)):
+            names = [t.name for t in tensors]
+            if len(set(names)) != len(names):
+                raise PyTritonValidationError(f"Model '{model_name}' has duplicate {kind} names: {names}")
+        model = Model(model_name, int(model_version), funcs, named_inputs, named_outputs, config, strict)
+        _attach_context(model)
+        with self._lock:
+            existing = [(m.name.lower(), m.version) for m in self._pending]
+            if self._dataplane is not None:
+                existing += [(m.name.lower(), m.version) for m in self._dataplane.models()]
+            if (model_name.lower(), int(model_version)) in existing:
+                raise PyTritonInvalidOperationError("Cannot add model with the same name twice.")
+            if self._started and not self._stopped:
+                self._load(model)
+            else:
+                self._pending.append(model)
+
+    def run(self) -> None:
+        """Start serving in the background; returns once the server and all bound models are ready."""
+        self.connect()
+
+    def connect(self) -> None:
+        """Start (if needed) and make every bound model live. Idempotent."""
+        with self._lock:
+            if self._stopped:
+                raise PyTritonInvalidOperationError("Triton was stopped; create a new Triton instance.")
+            if not self._started:
+                self._start()
+            pending, self._pending = self._pending, []
+            for model in pending:
+                self._load(model)
+            self._connected = True
+
+    def serve(self, monitoring_period_s: float = 10.0) -> None:
+        """Serve until ``stop()`` from another thread, SIGINT or SIGTERM (handled when on the main thread)."""
+        self.connect()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, self._on_signal)
+        LOGGER.info("(Press CTRL+C or use the command `kill -SIGINT %d` to send a SIGINT signal and quit)", os.getpid())
+        try:
+            while not self._stop_event.wait(monitoring_period_s):
+                if not self.is_alive():
+                    break
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.stop()
+
+    def stop(self) -> bool:
+        """Drain (refuse new, finish queued and running within exit_timeout_secs), then close. Idempotent."""
+        with self._lock:
+            if not self._started or self._stopped:
+                self._stopped = True
+                self._stop_event.set()
+                return False
+            self._stopped = True
+        self._stop_event.set()
+        timeout = float(self._config.exit_timeout_secs if self._config.exit_timeout_secs is not None
+                        else DEFAULT_EXIT_TIMEOUT_S)
+        try:
+            self._call(self._shutdown(timeout), timeout + 10.0)
+        except Exception:  # noqa: BLE001 - stopping must not raise
+            LOGGER.exception("Error while stopping the server")
+        finally:
+            self._stop_loop()
+            if self._dataplane is not None:
+                self._dataplane.join_instances(1.0)
+            if self._log_handler is not None:
+                logging.getLogger("pytriton_lite").removeHandler(self._log_handler)
+                self._log_handler.close()
+            atexit.unregister(self._atexit)
+        return True
+
+    def is_alive(self) -> bool:
+        """True while serving and every model instance thread is alive."""
+        if not self._started or self._stopped or self._dataplane is None:
+            return False
+        return self._dataplane.alive and self._dataplane.instances_alive()
+
+    def is_connected(self) -> bool:
+        return self._connected and not self._stopped
+
+    def __enter__(self) -> Triton:
+        if self._policy.launch_triton_on_startup:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # --- internals -------------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        LOGGER.info("Received signal %d, stopping", signum)
+        self._stop_event.set()
+
+    def _atexit(self) -> None:
+        self.stop()
+
+    def _call(self, coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def _configure_logging(self) -> None:
+        level = int(self._config.log_verbose or 0)
+        if self._config.log_file:
+            handler = logging.FileHandler(str(self._config.log_file))
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            root = logging.getLogger("pytriton_lite")
+            root.addHandler(handler)
+            if level > 0:
+                root.setLevel(logging.DEBUG)
+            elif root.level == logging.NOTSET or root.level > logging.INFO:
+                root.setLevel(logging.INFO)
+            self._log_handler = handler
+        if level > 0:
+            LOGGER.warning(
+                "Triton Inference Server is running with enabled verbose logs (log_verbose_level=%d). "
+                "It may affect inference performance.",
+                level,
+            )
+
+    def _start(self) -> None:
+        self._configure_logging()
+        started = time.monotonic()
+        self._loop = _new_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._loop_main, args=(ready,), name="pytriton_lite-serving",
+                                        daemon=True)
+        self._thread.start()
+        ready.wait()
+        self._dataplane = DataPlane(self._loop, server_id=self._config.id or "triton")
+        self._dataplane.on_unrecoverable = self._on_unrecoverable
+        try:
+            self._call(self._start_frontends(), _START_TIMEOUT_S)
+        except BaseException:
+            self._stop_loop()
+            self._stopped = True
+            atexit.unregister(self._atexit)
+            raise
+        self._started = True
+        LOGGER.info("pytriton_lite ready in %.3f s (http=%s grpc=%s metrics=%s)", time.monotonic() - started,
+                    self.http_port, self.grpc_port, self.metrics_port)
+
+    def _loop_main(self, ready: threading.Event) -> None:
+        assert self._loop is not None
+        asyncio.set_event_loop(self._loop)
+        self._loop.call_soon(ready.set)
+        try:
+            self._loop.run_forever()
+        finally:
+            try:
+                pending = [t for t in asyncio.all_tasks(self._loop) if not t.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            finally:
+                self._loop.close()
+
+    def _stop_loop(self) -> None:
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(10.0)
+
+    def _frontend_specs(self) -> List[Any]:
+        cfg = self._config
+        specs = []
+        if cfg.allow_http is not False:
+            from pytriton_lite.frontends.http import HttpFrontend  # noqa: PLC0415 - only when enabled
+
+            specs.append(("http", HttpFrontend, cfg.http_port if cfg.http_port is not None else DEFAULT_HTTP_PORT))
+        if cfg.allow_grpc is not False:
+            from pytriton_lite.frontends.grpc import GrpcFrontend  # noqa: PLC0415
+
+            specs.append(("grpc", GrpcFrontend, cfg.grpc_port if cfg.grpc_port is not None else DEFAULT_GRPC_PORT))
+        if cfg.allow_metrics is not False:
+            try:
+                from pytriton_lite.frontends.metrics import MetricsFrontend  # noqa: PLC0415
+            except ImportError:
+                MetricsFrontend = None  # noqa: N806
+            if MetricsFrontend is not None:
+                port = cfg.metrics_port if cfg.metrics_port is not None else DEFAULT_METRICS_PORT
+                specs.append(("metrics", MetricsFrontend, port))
+        return specs
+
+    async def _start_frontends(self) -> None:
+        assert self._dataplane is not None
+        started, busy = [], []
+        for kind, cls, port in self._frontend_specs():
+            frontend = cls.from_triton_config(self._dataplane, self._config)
+            try:
+                await frontend.start()
+            except OSError as exc:
+                busy.append(f"{kind} port {port} ({exc.strerror or exc})")
+                continue
+            started.append(frontend)
+            setattr(self, f"{kind}_port", frontend.port)
+        if busy:
+            for frontend in started:
+                await frontend.stop()
+            raise PyTritonError("Cannot start the server: " + "; ".join(busy))
+        self._frontends = started
+
+    async def _shutdown(self, timeout: float) -> None:
+        assert self._dataplane is not None
+        drained = await self._dataplane.drain(timeout)
+        if not drained:
+            LOGGER.warning("Requests still running after exit_timeout_secs=%s; closing anyway", timeout)
+        self._dataplane.alive = False
+        await asyncio.gather(*(f.stop() for f in self._frontends), return_exceptions=True)
+        self._dataplane.stop_models()
+
+    def _load(self, model: Model) -> None:
+        assert self._dataplane is not None
+        dataplane = self._dataplane
+
+        async def add() -> None:
+            dataplane.add_model(model)
+
+        self._call(add(), _START_TIMEOUT_S)
+        base = f"/v2/models/{model.name}"
+        LOGGER.info(
+            "Infer function available as model: `%s`; Status: `GET %s/ready/`; Model config: `GET %s/config/`; "
+            "Inference: `POST %s/infer/`",
+            base, base, base, base,
+        )
+
+    def _on_unrecoverable(self, exc: BaseException) -> None:
+        LOGGER.error("Unrecoverable error in an infer function, stopping the server: %s", exc)
+        if self._dataplane is not None:
+            self._dataplane.accepting = False
+        threading.Thread(target=self.stop, name="pytriton_lite-stop", daemon=True).start()
+
+
+def _named(tensor: Tensor, default: str) -> Tensor:
+    if tensor.name:
+        return tensor
+    return Tensor(shape=tensor.shape, dtype=tensor.dtype, name=default, optional=tensor.optional)
+
+
+def _attach_context(model: Model) -> None:
+    """Give each callable PyTriton's ``__triton_context__`` so decorators can read the model config."""
+    try:
+        from pytriton_lite.decorators import attach_triton_context  # noqa: PLC0415
+    except ImportError:
+        return
+    from pytriton_lite.model_config import TensorSpec, TritonModelConfig  # noqa: PLC0415
+
+    config = TritonModelConfig(
+        model_name=model.name,
+        model_version=model.version,
+        max_batch_size=model.max_batch_size,
+        batching=model.max_batch_size > 0,
+        batcher=model.config.batcher if model.max_batch_size > 0 else None,
+        decoupled=model.decoupled,
+        inputs=[TensorSpec(t.name, t.shape, t.dtype, t.optional) for t in model.inputs],  # type: ignore[arg-type]
+        outputs=[TensorSpec(t.name, t.shape, t.dtype) for t in model.outputs],  # type: ignore[arg-type]
+        response_cache=None,
+        model_warmup=model.config.model_warmup,
+    )
+    for func in model.infer_funcs:
+        attach_triton_context(func, config)
+
+
+__all__ = [
+    "Triton",
+    "TritonConfig",
+    "TritonLifecyclePolicy",
+    "DefaultTritonLifecyclePolicy",
+    "VertextAILifecyclePolicy",
+    "TritonSecurityConfig",
+    "TRITON_ACCESS_HEADER",
+    "VALID_TRITON_ENDPOINTS",
+    "DEFAULT_PROTECTED_ENDPOINTS",
+]
