@@ -1,0 +1,94 @@
+"""DESIGN.md §1: who may import whom. Parses every module's imports (module level and functions)."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+from typing import Iterator, List, Tuple
+
+import pytest
+
+PKG = pathlib.Path(__file__).resolve().parents[2] / "pytriton_lite"
+
+TRANSPORTS = ("starlette", "uvicorn", "grpc", "tritonclient", "httpx", "aiohttp", "prometheus_client")
+
+
+def _imports(path: pathlib.Path) -> Iterator[Tuple[str, bool]]:
+    """(module, only_for_type_checking) for every import in ``path``."""
+    tree = ast.parse(path.read_text(), str(path))
+    guarded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            for child in ast.walk(node):
+                guarded.add(id(child))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, id(node) in guarded
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:  # "from a.b import c" -> "a.b.c", so allow-lists can name c
+                yield f"{node.module}.{alias.name}", id(node) in guarded
+
+
+def _modules(subdir: str) -> List[pathlib.Path]:
+    base = PKG / subdir if subdir else PKG
+    return sorted(base.glob("*.py")) if base.is_dir() else [base]
+
+
+def _violations(paths: List[pathlib.Path], forbidden: Tuple[str, ...], allow: Tuple[str, ...] = ()) -> List[str]:
+    bad = []
+    for path in paths:
+        for module, type_only in _imports(path):
+            if type_only:
+                continue
+            if any(module == a or module.startswith(a + ".") for a in allow):
+                continue
+            if any(module == f or module.startswith(f + ".") for f in forbidden):
+                bad.append(f"{path.relative_to(PKG.parent)} imports {module}")
+    return bad
+
+
+def test_core_imports_no_transport_and_no_protocol():
+    forbidden = TRANSPORTS + (
+        "pytriton_lite.protocol",
+        "pytriton_lite.frontends",
+        "pytriton_lite.triton",
+        "pytriton_lite.client",
+        "pytriton_lite.decorators",
+    )
+    assert _violations(_modules("core"), forbidden) == []
+
+
+def test_protocol_is_pure():
+    forbidden = TRANSPORTS + ("socket", "threading", "pytriton_lite.core", "pytriton_lite.frontends",
+                              "pytriton_lite.triton", "pytriton_lite.client")
+    # the generated message classes are data, not transport
+    allow = ("tritonclient.grpc.service_pb2", "tritonclient.grpc.model_config_pb2", "google.protobuf")
+    assert _violations(_modules("protocol"), forbidden, allow) == []
+
+
+def test_front_ends_never_import_each_other():
+    bad = []
+    for path in _modules("frontends"):
+        others = tuple(f"pytriton_lite.frontends.{p.stem}" for p in _modules("frontends") if p != path)
+        bad += _violations([path], others + ("pytriton_lite.triton", "pytriton_lite.client"))
+    assert bad == []
+
+
+def test_client_uses_only_tritonclient():
+    forbidden = ("pytriton_lite.core", "pytriton_lite.frontends", "pytriton_lite.triton", "pytriton_lite.protocol",
+                 "starlette", "uvicorn")
+    assert _violations(_modules("client"), forbidden) == []
+
+
+@pytest.mark.parametrize("module", ["types.py", "model_config.py", "exceptions.py", "decorators.py"])
+def test_base_modules_stay_at_the_bottom(module):
+    forbidden = TRANSPORTS + ("pytriton_lite.core", "pytriton_lite.protocol", "pytriton_lite.frontends",
+                              "pytriton_lite.triton", "pytriton_lite.client")
+    assert _violations(_modules(module), forbidden) == []
+
+
+def test_no_module_is_a_god_file():
+    too_long = [f"{p.relative_to(PKG.parent)}: {n}" for p in PKG.rglob("*.py")
+                if (n := len(p.read_text().splitlines())) > 700]
+    assert too_long == []
