@@ -31,8 +31,10 @@ from pytriton_lite.config import (
     TritonSecurityConfig,
     VertextAILifecyclePolicy,
 )
+from pytriton_lite.core.cache import parse_cache_config
 from pytriton_lite.core.dataplane import DataPlane
 from pytriton_lite.core.model import Model
+from pytriton_lite.core.warmup import run_warmup
 from pytriton_lite.exceptions import (
     PyTritonError,
     PyTritonInvalidOperationError,
@@ -77,6 +79,7 @@ class Triton:
                 VertextAILifecyclePolicy if self._config.allow_vertex_ai else DefaultTritonLifecyclePolicy
             )
         self._policy = triton_lifecycle_policy
+        self._cache_bytes = parse_cache_config(self._config.cache_config)
         self._security = security_config or TritonSecurityConfig()
         self._workspace = workspace  # accepted for compatibility; nothing is written to disk
         self._lock = threading.RLock()
@@ -142,6 +145,11 @@ class Triton:
             )
         config = config if config is not None else ModelConfig()
         validate_model_config(config)
+        if config.response_cache and not self._cache_bytes:
+            raise PyTritonValidationError(
+                f"Model '{model_name}' enables response_cache but the server has no cache: "
+                "set TritonConfig(cache_config=['local,size=<bytes>'])"
+            )
         named_inputs = [_named(t, f"INPUT_{i}") for i, t in enumerate(inputs, 1)]
         named_outputs = [_named(t, f"OUTPUT_{i}") for i, t in enumerate(outputs, 1)]
         for tensor in named_outputs:
@@ -280,7 +288,7 @@ class Triton:
                                         daemon=True)
         self._thread.start()
         ready.wait()
-        self._dataplane = DataPlane(self._loop, server_id=self._config.id or "triton")
+        self._dataplane = DataPlane(self._loop, server_id=self._config.id or "triton", cache_bytes=self._cache_bytes)
         self._dataplane.on_unrecoverable = self._on_unrecoverable
         try:
             self._call(self._start_frontends(), _START_TIMEOUT_S)
@@ -367,6 +375,9 @@ class Triton:
     def _load(self, model: Model) -> None:
         assert self._dataplane is not None
         dataplane = self._dataplane
+        if model.config.model_warmup:
+            calls = run_warmup(model)  # before the model is visible: it becomes ready only afterwards
+            LOGGER.info("Model '%s' warmed up with %d calls", model.name, calls)
 
         async def add() -> None:
             dataplane.add_model(model)

@@ -237,7 +237,7 @@ class Batcher(BatchSink):
         blocked = False
         key = None
         for item in self._live(now):
-            if max_size == 0:
+            if max_size == 0 or self.model.decoupled:  # decoupled: never batched across streams
                 return [item], 0
             if key is None:
                 key = item.key

@@ -7,9 +7,11 @@ call ``infer``/``infer_stream`` and encode the ``InferenceResponse`` they get ba
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import AsyncIterator, Callable, Dict, List, Optional, Tuple
 
 from pytriton_lite.core.batcher import _END, Batcher, Pending
+from pytriton_lite.core.cache import ResponseCache, request_key
 from pytriton_lite.core.model import Model
 from pytriton_lite.core.registry import Registry
 from pytriton_lite.core.stats import ModelStats
@@ -22,9 +24,12 @@ DECOUPLED_ON_INFER = "HTTP end point doesn't support models with decoupled trans
 class DataPlane:
     """Models, their batchers and statistics, behind transport-agnostic calls."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, server_id: str = "triton") -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, server_id: str = "triton", cache_bytes: Optional[int] = None
+    ) -> None:
         self.loop = loop
         self.server_id = server_id
+        self.cache: Optional[ResponseCache] = ResponseCache(cache_bytes) if cache_bytes else None
         self.registry = Registry()
         self.batchers: Dict[Tuple[str, int], Batcher] = {}
         self.stats: Dict[Tuple[str, int], ModelStats] = {}
@@ -116,11 +121,24 @@ class DataPlane:
         if model.decoupled:
             raise UnsupportedError(DECOUPLED_ON_INFER)
         callable_request, batch_size, key = model.prepare(request)
+        stats = self.stats[(model.name, model.version)]
+        cache_key = None
+        if self.cache is not None and model.config.response_cache:
+            started = time.monotonic_ns()
+            cache_key = request_key(request)
+            outputs = self.cache.get(cache_key)
+            if outputs is not None:
+                stats.record_cache_hit(time.monotonic_ns() - started)
+                return InferenceResponse(model.name, model.version_str, outputs, id=request.id)
+            stats.cache_miss.add(time.monotonic_ns() - started)
         future = self.loop.create_future()
         self.batchers[(model.name, model.version)].submit(
             Pending(callable_request, request, batch_size, key, future=future)
         )
-        return await future
+        response = await future
+        if cache_key is not None and self.cache is not None:
+            self.cache.put(cache_key, response.outputs)
+        return response
 
     async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
         """0..n responses for a decoupled model (exactly one otherwise); closing the iterator stops the model."""

@@ -71,6 +71,13 @@ class ModelStats:
         self.success.add(total_ns)
         self.queue.add(queue_ns)
 
+    def record_cache_hit(self, lookup_ns: int) -> None:
+        """A request answered from the response cache: a success without an execution."""
+        self.cache_hit.add(lookup_ns)
+        self.success.add(lookup_ns)
+        self.queue.add(0)
+        self.last_inference = int(time.time() * 1000)
+
     def record_failure(self, total_ns: int, reason: str) -> None:
         self.fail.add(total_ns)
         self.failures[reason if reason in self.failures else "OTHER"] += 1
