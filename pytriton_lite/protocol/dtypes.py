@@ -93,8 +93,7 @@ def deserialize_bytes_tensor(buffer: Any, shape: Sequence[int], tensor: str, mod
             )
     if len(items) != expected:
         raise InvalidArgumentError(
-            f"expected {expected} string elements for inference input '{tensor}' for model '{model}', "
-            f"got {len(items)}"
+            f"expected {expected} string elements for inference input '{tensor}' for model '{model}', got {len(items)}"
         )
     array = np.empty(expected, dtype=object)
     array[:] = items
@@ -118,10 +117,12 @@ def array_from_raw(buffer: Any, datatype: str, shape: Sequence[int], tensor: str
 
 def array_to_raw(array: np.ndarray) -> Tuple[str, Any]:
     """Array -> (wire datatype, buffer). Fixed-size dtypes come back as a memoryview, not a copy."""
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
     datatype = to_triton_dtype(array.dtype)
     if datatype == "BYTES":
         return datatype, serialize_bytes_tensor(array)
-    if array.dtype.byteorder == ">":
-        array = array.astype(array.dtype.newbyteorder("<"))
+    if array.size == 0:  # memoryview.cast refuses zeros in the shape
+        return datatype, b""
     array = np.ascontiguousarray(array)
     return datatype, memoryview(array).cast("B")

@@ -1,0 +1,593 @@
+"""gRPC front end: Triton's ``inference.GRPCInferenceService`` on grpc.aio, on the serving loop.
+
+The servicer subclasses tritonclient's generated base class; methods the server does not offer keep the
+base behaviour or answer UNIMPLEMENTED with a reason. ModelInfer and ModelStreamInfer are registered with
+our own (de)serialisers so that tensors travel as views of the wire bytes (see ``protocol.grpc_codec``).
+
+Streams: every request on a ModelStreamInfer call runs as its own task. Responses of decoupled models go
+out as they are produced; those of ordinary models go out in request order. Errors become in-stream
+``error_message`` responses and the stream stays usable. A half-close ends the call once every request
+has finished; a cancelled call cancels the requests, which closes the models' generators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import pathlib
+import re
+from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Set, Tuple, Union
+
+import grpc
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from pytriton_lite.exceptions import InvalidArgumentError, ModelNotFoundError, PyTritonError, UnsupportedError
+from pytriton_lite.protocol import grpc_codec, model_json
+from pytriton_lite.types import InferenceRequest
+
+LOGGER = logging.getLogger("pytriton_lite.grpc")
+
+SERVICE_NAME = "inference.GRPCInferenceService"
+MAX_MESSAGE_SIZE = 2**31 - 1
+DECOUPLED_ON_MODEL_INFER = "ModelInfer RPC doesn't support models with decoupled transaction policy"
+SHM_DISABLED = "Client shared memory is disabled. Start the server with '--allow-client-shm=true' to enable."
+
+# Triton's protocol groups for --grpc-restricted-protocol.
+_PROTOCOL_OF = {
+    "ServerLive": "health",
+    "ServerReady": "health",
+    "ModelReady": "health",
+    "ServerMetadata": "metadata",
+    "ModelMetadata": "metadata",
+    "ModelInfer": "inference",
+    "ModelStreamInfer": "inference",
+    "ModelConfig": "model-config",
+    "ModelStatistics": "statistics",
+    "RepositoryIndex": "model-repository",
+    "RepositoryModelLoad": "model-repository",
+    "RepositoryModelUnload": "model-repository",
+    "SystemSharedMemoryStatus": "shared-memory",
+    "SystemSharedMemoryRegister": "shared-memory",
+    "SystemSharedMemoryUnregister": "shared-memory",
+    "CudaSharedMemoryStatus": "shared-memory",
+    "CudaSharedMemoryRegister": "shared-memory",
+    "CudaSharedMemoryUnregister": "shared-memory",
+    "TraceSetting": "trace",
+    "LogSettings": "logging",
+}
+_RESTRICTED_HEADER_PREFIX = "triton-grpc-protocol-"
+_COMPRESSION_LEVELS = {"none": 0, "low": 1, "medium": 2, "high": 3}
+_STREAM_QUEUE_SIZE = 256  # responses buffered per stream before producers wait for the client
+_STREAM_CLOSE_TIMEOUT_S = 5.0
+_END = object()
+
+
+def _status(exc: BaseException) -> grpc.StatusCode:
+    return getattr(grpc.StatusCode, getattr(exc, "grpc_code", "INTERNAL"), grpc.StatusCode.INTERNAL)
+
+
+def _serialize(message: Any) -> bytes:
+    """Response serialiser accepting pre-encoded bytes (the fast paths) or messages."""
+    if isinstance(message, bytes):
+        return message
+    return message.SerializeToString()
+
+
+def parse_restricted_protocols(spec: Union[None, str, Sequence[str]]) -> Dict[str, Tuple[str, str]]:
+    """``"inference,statistics:key=value"`` (Triton's flag syntax; several allowed) -> {protocol: (header, value)}."""
+    if not spec:
+        return {}
+    specs = [spec] if isinstance(spec, str) else list(spec)
+    restricted: Dict[str, Tuple[str, str]] = {}
+    for item in specs:
+        protocols, sep, pair = item.rpartition(":")
+        key, eq, value = pair.partition("=")
+        if not sep or not eq or not key:
+            raise PyTritonError(f"Invalid grpc restricted protocol specification: {item!r}")
+        for protocol in protocols.split(","):
+            if protocol.strip():
+                restricted[protocol.strip()] = (_RESTRICTED_HEADER_PREFIX + key.strip().lower(), value.strip())
+    return restricted
+
+
+class _StreamError:
+    """An in-stream error response plus the status it would have as a call error."""
+
+    __slots__ = ("message", "code", "details")
+
+    def __init__(self, message: Any, code: grpc.StatusCode, details: str) -> None:
+        self.message = message
+        self.code = code
+        self.details = details
+
+
+class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
+    """The v2 gRPC service over a ``core.dataplane.DataPlane``."""
+
+    def __init__(
+        self,
+        dataplane: Any,
+        header_forward_pattern: Optional[str] = None,
+        restricted_protocols: Optional[Dict[str, Tuple[str, str]]] = None,
+    ) -> None:
+        self._dataplane = dataplane
+        self._forward = re.compile(header_forward_pattern) if header_forward_pattern else None
+        self._restricted = restricted_protocols or {}
+
+    # --- plumbing --------------------------------------------------------------------------------------
+
+    async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+        if not isinstance(exc, PyTritonError):
+            LOGGER.exception("Unexpected error in gRPC handler")
+            await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+        await context.abort(_status(exc), str(exc))
+
+    async def _check_access(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        rule = self._restricted.get(_PROTOCOL_OF.get(method, ""))
+        if rule is None:
+            return
+        header, value = rule
+        for key, got in context.invocation_metadata() or ():
+            if key == header and got == value:
+                return
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"This protocol is restricted, expecting header '{header}'")
+
+    def _forwarded(self, context: grpc.aio.ServicerContext) -> Optional[Dict[str, str]]:
+        if self._forward is None:
+            return None
+        return grpc_codec.forwarded_parameters(context.invocation_metadata() or (), self._forward)
+
+    # --- health and metadata ---------------------------------------------------------------------------
+
+    async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self._restricted:
+            await self._check_access("ServerLive", context)
+        return service_pb2.ServerLiveResponse(live=self._dataplane.live())
+
+    async def ServerReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self._restricted:
+            await self._check_access("ServerReady", context)
+        return service_pb2.ServerReadyResponse(ready=self._dataplane.ready())
+
+    async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self._restricted:
+            await self._check_access("ModelReady", context)
+        try:
+            ready = self._dataplane.model_ready(request.name, request.version)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status
+            await self._fail(context, exc)
+        return service_pb2.ModelReadyResponse(ready=ready)
+
+    async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self._restricted:
+            await self._check_access("ServerMetadata", context)
+        metadata = model_json.server_metadata(getattr(self._dataplane, "server_id", "triton"))
+        return grpc_codec.server_metadata_response(metadata["name"], metadata["version"], metadata["extensions"])
+
+    async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self._restricted:
+            await self._check_access("ModelMetadata", context)
+        try:
+            model = self._dataplane.get_model(request.name, request.version)
+            if request.version:
+                versions = [model.version]
+            else:  # every ready version, as Triton lists them
+                versions = [m.version for m in self._dataplane.models() if m.name == model.name and m.ready]
+            return grpc_codec.model_metadata_response(model_json.model_metadata(model, versions or [model.version]))
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(context, exc)
+
+    async def ModelConfig(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self._restricted:
+            await self._check_access("ModelConfig", context)
+        try:
+            model = self._dataplane.get_model(request.name, request.version)
+            return service_pb2.ModelConfigResponse(config=model_json.model_config_proto(model))
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(context, exc)
+
+    async def ModelStatistics(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self._restricted:
+            await self._check_access("ModelStatistics", context)
+        try:
+            try:
+                statistics = self._dataplane.statistics(request.name or None, request.version)
+            except ModelNotFoundError:  # Triton answers INVALID_ARG here, unlike the other model RPCs
+                if request.version:
+                    raise InvalidArgumentError(
+                        f"requested model version is not available for model '{request.name}'"
+                    ) from None
+                raise InvalidArgumentError(f"requested model '{request.name}' is not available") from None
+            return grpc_codec.model_statistics_response(model_json.statistics_json(statistics))
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(context, exc)
+
+    async def RepositoryIndex(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self._restricted:
+            await self._check_access("RepositoryIndex", context)
+        if request.repository_name:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "'repository_name' specification is not supported")
+        models = [m for m in self._dataplane.models() if m.ready or not request.ready]
+        return grpc_codec.repository_index_response(model_json.repository_index(models))
+
+    # --- not offered -----------------------------------------------------------------------------------
+
+    async def _unimplemented(self, method: str, context: grpc.aio.ServicerContext, details: str) -> Any:
+        if self._restricted:
+            await self._check_access(method, context)
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, details)
+
+    async def RepositoryModelLoad(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._unimplemented(
+            "RepositoryModelLoad", context, "explicit model load is not supported: models are bound with Triton.bind()"
+        )
+
+    async def RepositoryModelUnload(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._unimplemented(
+            "RepositoryModelUnload",
+            context,
+            "explicit model unload is not supported: models are bound with Triton.bind()",
+        )
+
+    async def SystemSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self._restricted:
+            await self._check_access("SystemSharedMemoryStatus", context)
+        if request.name:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"Unable to find system shared memory region: '{request.name}'"
+            )
+        return service_pb2.SystemSharedMemoryStatusResponse()
+
+    async def SystemSharedMemoryRegister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._unimplemented("SystemSharedMemoryRegister", context, SHM_DISABLED)
+
+    async def SystemSharedMemoryUnregister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._unimplemented("SystemSharedMemoryUnregister", context, SHM_DISABLED)
+
+    async def CudaSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self._restricted:
+            await self._check_access("CudaSharedMemoryStatus", context)
+        if request.name:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"Unable to find cuda shared memory region: '{request.name}'"
+            )
+        return service_pb2.CudaSharedMemoryStatusResponse()
+
+    async def CudaSharedMemoryRegister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._unimplemented("CudaSharedMemoryRegister", context, SHM_DISABLED)
+
+    async def CudaSharedMemoryUnregister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._unimplemented("CudaSharedMemoryUnregister", context, SHM_DISABLED)
+
+    async def TraceSetting(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._unimplemented("TraceSetting", context, "trace settings are not supported by pytriton_lite")
+
+    async def LogSettings(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._unimplemented("LogSettings", context, "log settings are not supported by pytriton_lite")
+
+    # --- inference -------------------------------------------------------------------------------------
+
+    async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        # ``request`` is (message, raw views) from grpc_codec.parse_infer_request, or a plain message.
+        message, raw = request if isinstance(request, tuple) else (request, None)
+        if self._restricted:
+            await self._check_access("ModelInfer", context)
+        try:
+            infer_request = grpc_codec.decode_infer_request(message, raw, self._forwarded(context))
+            dataplane = self._dataplane
+            if dataplane.get_model(infer_request.model_name, infer_request.model_version).decoupled:
+                raise UnsupportedError(DECOUPLED_ON_MODEL_INFER)
+            response = await dataplane.infer(infer_request)
+            return grpc_codec.serialize_infer_response(response)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+            await self._fail(context, exc)
+
+    async def ModelStreamInfer(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        if self._restricted:
+            await self._check_access("ModelStreamInfer", context)
+        metadata = context.invocation_metadata() or ()
+        # Triton's optional mode: the first error ends the call with its real status.
+        error_ends_stream = any(k == "triton_grpc_error" and v == "true" for k, v in metadata)
+        forwarded = grpc_codec.forwarded_parameters(metadata, self._forward) if self._forward else None
+        out: asyncio.Queue = asyncio.Queue(_STREAM_QUEUE_SIZE)
+        failure: List[BaseException] = []
+        reader = asyncio.ensure_future(self._read_stream(request_iterator, forwarded, out, failure))
+        try:
+            while True:
+                item = await out.get()
+                if item is _END:
+                    break
+                if isinstance(item, _StreamError):
+                    if error_ends_stream:
+                        await context.abort(item.code, item.details)
+                    item = item.message
+                yield item
+            if failure:
+                await self._fail(context, failure[0])
+        finally:
+            if not reader.done():
+                reader.cancel()
+                await asyncio.wait({reader}, timeout=_STREAM_CLOSE_TIMEOUT_S)
+
+    async def _read_stream(
+        self, request_iterator: Any, forwarded: Optional[Dict[str, str]], out: asyncio.Queue, failure: list
+    ) -> None:
+        """Start a task per incoming request; after the half-close, wait for them and end the stream."""
+        tasks: Set[asyncio.Future] = set()
+        previous: Optional[asyncio.Future] = None  # emission gate of the last in-order (coupled) request
+        try:
+            async for request in request_iterator:
+                message, raw = request if isinstance(request, tuple) else (request, None)
+                gate: asyncio.Future = asyncio.get_running_loop().create_future()
+                task = asyncio.ensure_future(self._stream_one(message, raw, forwarded, out, previous, gate))
+                previous = gate  # decoupled requests open their gate at once, so only coupled ones hold it
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:  # half-closed: nothing is added any more
+                await asyncio.wait(set(tasks))
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(set(tasks), timeout=_STREAM_CLOSE_TIMEOUT_S)
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported once the queued responses are out
+            failure.append(exc)
+            for task in tasks:
+                task.cancel()
+        await out.put(_END)
+
+    async def _stream_one(
+        self,
+        message: Any,
+        raw: grpc_codec.RawBuffers,
+        forwarded: Optional[Dict[str, str]],
+        out: asyncio.Queue,
+        previous: Optional[asyncio.Future],
+        gate: asyncio.Future,
+    ) -> None:
+        """Serve one stream request. Decoupled: resolve ``gate`` at once, stream as produced. Otherwise
+        wait for ``previous`` (the earlier in-order request) before queueing, then resolve ``gate``."""
+        model_name, model_version, request_id = message.model_name, message.model_version, message.id
+        try:
+            try:
+                request = grpc_codec.decode_infer_request(message, raw, forwarded)
+                model = self._dataplane.get_model(request.model_name, request.model_version)
+            except Exception as exc:  # noqa: BLE001
+                await self._emit_in_order(previous, out, self._stream_error(exc, model_name, model_version, request_id))
+                return
+            if model.decoupled:
+                gate.set_result(None)
+                await self._stream_decoupled(request, model, message, out)
+                return
+            try:
+                response = await self._dataplane.infer(request)
+                item: Any = grpc_codec.serialize_stream_response(response, final=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                item = self._stream_error(exc, model_name, model.version_str, request_id)
+            await self._emit_in_order(previous, out, item)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a bug here must not hang the stream
+            LOGGER.exception("Unexpected error serving a gRPC stream request")
+        finally:
+            if not gate.done():
+                gate.set_result(None)
+
+    @staticmethod
+    async def _emit_in_order(previous: Optional[asyncio.Future], out: asyncio.Queue, item: Any) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.shield(previous)
+        await out.put(item)
+
+    async def _stream_decoupled(self, request: InferenceRequest, model: Any, message: Any, out: asyncio.Queue) -> None:
+        model_version = getattr(model, "version_str", str(model.version))
+        responses = self._dataplane.infer_stream(request)
+        try:
+            async for response in responses:
+                if response.final and not response.outputs:
+                    continue  # a flags-only end marker; the empty final below stands for it
+                await out.put(grpc_codec.serialize_stream_response(response, final=False))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - in-stream error; the stream carries on
+            await out.put(self._stream_error(exc, request.model_name, model_version, request.id))
+            return
+        finally:
+            aclose = getattr(responses, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if grpc_codec.wants_empty_final_response(message):
+            await out.put(grpc_codec.stream_empty_final_response(request.model_name, model_version, request.id))
+
+    @staticmethod
+    def _stream_error(exc: BaseException, model_name: str, model_version: str, request_id: str) -> _StreamError:
+        if not isinstance(exc, PyTritonError):
+            LOGGER.error("Unexpected error in a gRPC stream request: %r", exc)
+            details = f"{type(exc).__name__}: {exc}"
+        else:
+            details = str(exc)
+        message = grpc_codec.stream_error_response(details, model_name, model_version, request_id)
+        return _StreamError(message, _status(exc), details)
+
+
+def _method_handlers(servicer: GrpcServicer) -> Dict[str, grpc.RpcMethodHandler]:
+    """The service's handlers; the infer RPCs use the zero-copy codec instead of the generated one."""
+    handlers: Dict[str, grpc.RpcMethodHandler] = {}
+    service = service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    for method in service.methods:
+        name = method.name
+        behaviour = getattr(servicer, name)
+        if name == "ModelInfer":
+            handlers[name] = grpc.unary_unary_rpc_method_handler(
+                behaviour, request_deserializer=grpc_codec.parse_infer_request, response_serializer=_serialize
+            )
+        elif name == "ModelStreamInfer":
+            handlers[name] = grpc.stream_stream_rpc_method_handler(
+                behaviour, request_deserializer=grpc_codec.parse_infer_request, response_serializer=_serialize
+            )
+        else:
+            request_class = getattr(service_pb2, method.input_type.name)
+            response_class = getattr(service_pb2, method.output_type.name)
+            handlers[name] = grpc.unary_unary_rpc_method_handler(
+                behaviour,
+                request_deserializer=request_class.FromString,
+                response_serializer=response_class.SerializeToString,
+            )
+    return handlers
+
+
+def _read_file(path: Union[None, str, pathlib.Path], what: str) -> Optional[bytes]:
+    if path is None:
+        return None
+    try:
+        return pathlib.Path(path).read_bytes()
+    except OSError as exc:
+        raise PyTritonError(f"Cannot read gRPC {what} {str(path)!r}: {exc}") from exc
+
+
+class GrpcFrontend:
+    """Owns the grpc.aio server; ``start``/``stop`` run on the serving loop."""
+
+    def __init__(
+        self,
+        dataplane: Any,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 8001,
+        header_forward_pattern: Optional[str] = None,
+        max_send_message_length: int = MAX_MESSAGE_SIZE,
+        max_receive_message_length: int = MAX_MESSAGE_SIZE,
+        keepalive_time_ms: Optional[int] = None,
+        keepalive_timeout_ms: Optional[int] = None,
+        keepalive_permit_without_calls: Optional[bool] = None,
+        http2_max_pings_without_data: Optional[int] = None,
+        http2_min_recv_ping_interval_without_data_ms: Optional[int] = None,
+        http2_max_ping_strikes: Optional[int] = None,
+        compression_level: Optional[str] = None,
+        use_ssl: bool = False,
+        use_ssl_mutual: bool = False,
+        server_cert: Union[None, str, pathlib.Path] = None,
+        server_key: Union[None, str, pathlib.Path] = None,
+        root_cert: Union[None, str, pathlib.Path] = None,
+        restricted_protocol: Union[None, str, Sequence[str]] = None,
+        extra_options: Sequence[Tuple[str, Any]] = (),
+    ) -> None:
+        self.dataplane = dataplane
+        self.host = host or "0.0.0.0"
+        self.requested_port = int(port)
+        self.port: Optional[int] = None
+        self.servicer = GrpcServicer(dataplane, header_forward_pattern, parse_restricted_protocols(restricted_protocol))
+        self.use_ssl = bool(use_ssl)
+        self.use_ssl_mutual = bool(use_ssl_mutual)
+        self.server_cert, self.server_key, self.root_cert = server_cert, server_key, root_cert
+        options: List[Tuple[str, Any]] = [
+            ("grpc.max_send_message_length", int(max_send_message_length)),
+            ("grpc.max_receive_message_length", int(max_receive_message_length)),
+            ("grpc.so_reuseport", 0),  # a busy port must fail to bind, not be shared
+        ]
+        for key, value in (
+            ("grpc.keepalive_time_ms", keepalive_time_ms),
+            ("grpc.keepalive_timeout_ms", keepalive_timeout_ms),
+            ("grpc.keepalive_permit_without_calls", keepalive_permit_without_calls),
+            ("grpc.http2.max_pings_without_data", http2_max_pings_without_data),
+            ("grpc.http2.min_ping_interval_without_data_ms", http2_min_recv_ping_interval_without_data_ms),
+            ("grpc.http2.max_ping_strikes", http2_max_ping_strikes),
+        ):
+            if value is not None:
+                options.append((key, int(value)))
+        if compression_level is not None:
+            level = _COMPRESSION_LEVELS.get(str(compression_level).lower())
+            if level is None:
+                raise PyTritonError(
+                    f"Invalid grpc_infer_response_compression_level {compression_level!r}: "
+                    "expected none, low, medium or high"
+                )
+            options.append(("grpc.default_compression_level", level))
+        options.extend(extra_options)
+        self.options = options
+        self._server: Optional[grpc.aio.Server] = None
+
+    @classmethod
+    def from_triton_config(cls, dataplane: Any, config: Any) -> GrpcFrontend:
+        """Build from a ``TritonConfig`` (read with getattr; unset fields keep Triton's defaults)."""
+
+        def get(name: str, default: Any = None) -> Any:
+            value = getattr(config, name, None)
+            return default if value is None else value
+
+        return cls(
+            dataplane,
+            host=get("grpc_address", "0.0.0.0"),
+            port=get("grpc_port", 8001),
+            header_forward_pattern=get("grpc_header_forward_pattern"),
+            keepalive_time_ms=get("grpc_keepalive_time"),
+            keepalive_timeout_ms=get("grpc_keepalive_timeout"),
+            keepalive_permit_without_calls=get("grpc_keepalive_permit_without_calls"),
+            http2_max_pings_without_data=get("grpc_http2_max_pings_without_data"),
+            http2_min_recv_ping_interval_without_data_ms=get("grpc_http2_min_recv_ping_interval_without_data"),
+            http2_max_ping_strikes=get("grpc_http2_max_ping_strikes"),
+            compression_level=get("grpc_infer_response_compression_level"),
+            use_ssl=bool(get("grpc_use_ssl", False)),
+            use_ssl_mutual=bool(get("grpc_use_ssl_mutual", False)),
+            server_cert=get("grpc_server_cert"),
+            server_key=get("grpc_server_key"),
+            root_cert=get("grpc_root_cert"),
+            restricted_protocol=get("grpc_restricted_protocol"),
+        )
+
+    @property
+    def address(self) -> str:
+        host = self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{host}:{self.requested_port}"
+
+    def _credentials(self) -> Optional[grpc.ServerCredentials]:
+        if not self.use_ssl:
+            return None
+        cert = _read_file(self.server_cert, "server certificate")
+        key = _read_file(self.server_key, "server key")
+        if cert is None or key is None:
+            raise PyTritonError("grpc_use_ssl needs grpc_server_cert and grpc_server_key")
+        root = _read_file(self.root_cert, "root certificate")
+        if self.use_ssl_mutual and root is None:
+            raise PyTritonError("grpc_use_ssl_mutual needs grpc_root_cert")
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=root, require_client_auth=self.use_ssl_mutual
+        )
+
+    async def start(self) -> None:
+        """Bind and start serving on the running loop; a busy port raises OSError(EADDRINUSE)."""
+        server = grpc.aio.server(options=self.options)
+        handlers = _method_handlers(self.servicer)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+        if hasattr(server, "add_registered_method_handlers"):
+            server.add_registered_method_handlers(SERVICE_NAME, handlers)
+        credentials = self._credentials()
+        try:
+            if credentials is None:
+                port = server.add_insecure_port(self.address)
+            else:
+                port = server.add_secure_port(self.address, credentials)
+        except RuntimeError:
+            port = 0
+        if not port:
+            await server.stop(None)
+            raise OSError(errno.EADDRINUSE, f"gRPC address {self.address} is in use or cannot be bound")
+        await server.start()
+        self._server = server
+        self.port = port
+        LOGGER.debug("gRPC front end listening on %s:%s", self.host, port)
+
+    async def stop(self, grace: Optional[float] = None) -> None:
+        """Stop accepting calls; running calls get ``grace`` seconds (None = cancel them now)."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace)
+
+
+__all__ = ["GrpcFrontend", "GrpcServicer", "parse_restricted_protocols", "MAX_MESSAGE_SIZE"]

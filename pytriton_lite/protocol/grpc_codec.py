@@ -1,0 +1,560 @@
+"""gRPC wire format: ``service_pb2`` messages <-> ``InferenceRequest``/``InferenceResponse``.
+
+Pure functions over tritonclient's generated message classes (no channels, no threads). Tensor payloads are
+not copied more than needed: raw inputs become ``np.frombuffer`` views, and responses can be serialised
+straight from the output arrays' buffers (``serialize_infer_response``), appending ``raw_output_contents``
+to the protobuf-encoded header by hand. Large requests can likewise be split by ``parse_infer_request``
+so that ``raw_input_contents`` stay views of the received bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+from google.protobuf import json_format
+from tritonclient.grpc import service_pb2
+
+from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
+from pytriton_lite.protocol.dtypes import array_from_raw, array_to_raw, element_count, wire_dtype
+from pytriton_lite.types import InferenceRequest, InferenceResponse, ParameterValue
+
+__all__ = [
+    "EMPTY_FINAL_PARAM",
+    "FINAL_PARAM",
+    "RawBuffers",
+    "parse_infer_request",
+    "decode_infer_request",
+    "wants_empty_final_response",
+    "encode_infer_response",
+    "serialize_infer_response",
+    "serialize_stream_response",
+    "stream_response",
+    "stream_error_response",
+    "stream_empty_final_response",
+    "server_metadata_response",
+    "model_metadata_response",
+    "model_statistics_response",
+    "repository_index_response",
+    "forwarded_parameters",
+]
+
+EMPTY_FINAL_PARAM = "triton_enable_empty_final_response"
+FINAL_PARAM = "triton_final_response"
+
+RawBuffers = Optional[List[memoryview]]
+
+# Typed ``InferTensorContents`` field per wire datatype; INT8/16 and UINT8/16 travel widened to 32 bits.
+_TYPED_FIELD = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+# The datatype a typed field carries, used in Triton's "expected datatype" message.
+_FIELD_DATATYPE = {
+    "bool_contents": "BOOL",
+    "int_contents": "INT32",
+    "int64_contents": "INT64",
+    "uint_contents": "UINT32",
+    "uint64_contents": "UINT64",
+    "fp32_contents": "FP32",
+    "fp64_contents": "FP64",
+    "bytes_contents": "BYTES",
+}
+_FIELD_NUMPY = {
+    "bool_contents": np.dtype(np.bool_),
+    "int_contents": np.dtype(np.int32),
+    "int64_contents": np.dtype(np.int64),
+    "uint_contents": np.dtype(np.uint32),
+    "uint64_contents": np.dtype(np.uint64),
+    "fp32_contents": np.dtype(np.float32),
+    "fp64_contents": np.dtype(np.float64),
+}
+_INT64_MAX = (1 << 63) - 1
+_CUSTOM_PARAM_CHOICES = ("bool_param", "int64_param", "string_param", "double_param", "uint64_param")
+
+# --- protobuf wire helpers (for the hand-written raw-contents framing) ---------------------------------
+
+_RAW_INPUT_FIELD = 7  # ModelInferRequest.raw_input_contents
+_RAW_OUTPUT_TAG = b"\x32"  # ModelInferResponse.raw_output_contents: field 6, length-delimited
+_STREAM_INFER_RESPONSE_TAG = b"\x12"  # ModelStreamInferResponse.infer_response: field 2, length-delimited
+# Below this size the C protobuf parser is faster than walking the top level in Python.
+_SPLIT_THRESHOLD = 1 << 16
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _read_varint(view: memoryview, pos: int) -> Tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        byte = view[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def parse_infer_request(data: bytes) -> Tuple[Any, RawBuffers]:
+    """Deserialise a ModelInferRequest; large messages keep ``raw_input_contents`` as views of ``data``.
+
+    Returns ``(message, raw)``. ``raw`` is None when the message was parsed whole (its
+    ``raw_input_contents`` are then used), else the raw contents as memoryviews and the message holds
+    everything but them. Malformed framing falls back to protobuf's parser, which reports the error.
+    """
+    if len(data) < _SPLIT_THRESHOLD:
+        return service_pb2.ModelInferRequest.FromString(data), None
+    view = memoryview(data)
+    try:
+        kept: List[memoryview] = []
+        raw: List[memoryview] = []
+        pos = 0
+        end = len(view)
+        while pos < end:
+            start = pos
+            key, pos = _read_varint(view, pos)
+            wire_type = key & 7
+            if wire_type == 2:
+                length, pos = _read_varint(view, pos)
+                if pos + length > end:
+                    raise ValueError("truncated field")
+                if key >> 3 == _RAW_INPUT_FIELD:
+                    raw.append(view[pos : pos + length])
+                else:
+                    kept.append(view[start : pos + length])
+                pos += length
+            elif wire_type == 0:
+                _, pos = _read_varint(view, pos)
+                kept.append(view[start:pos])
+            elif wire_type == 1:
+                pos += 8
+                kept.append(view[start:pos])
+            elif wire_type == 5:
+                pos += 4
+                kept.append(view[start:pos])
+            else:  # groups never appear in this message
+                raise ValueError("unexpected wire type")
+        if pos != end:
+            raise ValueError("truncated message")
+    except (ValueError, IndexError):
+        return service_pb2.ModelInferRequest.FromString(data), None
+    return service_pb2.ModelInferRequest.FromString(b"".join(kept)), raw
+
+
+# --- request -------------------------------------------------------------------------------------------
+
+
+def _param_value(param: Any) -> Tuple[Optional[str], Any]:
+    choice = param.WhichOneof("parameter_choice")
+    return choice, (getattr(param, choice) if choice is not None else None)
+
+
+def wants_empty_final_response(message: Any) -> bool:
+    """True when a stream request asked for the empty final response (``triton_enable_empty_final_response``)."""
+    if EMPTY_FINAL_PARAM not in message.parameters:
+        return False
+    choice, value = _param_value(message.parameters[EMPTY_FINAL_PARAM])
+    return choice == "bool_param" and bool(value)
+
+
+def forwarded_parameters(metadata: Iterable[Tuple[str, Any]], pattern: Optional[re.Pattern]) -> Dict[str, str]:
+    """gRPC metadata whose key matches ``pattern`` (searched, as Triton's partial match) -> str parameters."""
+    if pattern is None:
+        return {}
+    found: Dict[str, str] = {}
+    for key, value in metadata:
+        if isinstance(value, str) and pattern.search(key):
+            found[key] = value
+    return found
+
+
+def _decode_parameters(message: Any, request: InferenceRequest) -> None:
+    params: Dict[str, ParameterValue] = request.parameters
+    for key, param in message.parameters.items():
+        choice, value = _param_value(param)
+        if key == "priority":
+            if choice not in ("int64_param", "uint64_param"):
+                raise InvalidArgumentError(
+                    "invalid value type for 'priority' parameter, expected int64_param or uint64_param."
+                )
+            if value < 0:
+                raise InvalidArgumentError("invalid value for 'priority' parameter, expected a non-negative value.")
+            request.priority = int(value)
+        elif key == "timeout":
+            if choice != "int64_param":
+                raise InvalidArgumentError("invalid value type for 'timeout' parameter, expected int64_param.")
+            request.timeout_us = int(value)
+        elif key == "sequence_id":
+            # Accepted for wire compatibility; there is no sequence batcher, so it carries no meaning here.
+            if choice not in ("int64_param", "string_param"):
+                raise InvalidArgumentError(
+                    "invalid value type for 'sequence_id' parameter, expected int64_param or string_param."
+                )
+        elif key in ("sequence_start", "sequence_end"):
+            if choice != "bool_param":
+                raise InvalidArgumentError(f"invalid value type for '{key}' parameter, expected bool_param.")
+        elif key == EMPTY_FINAL_PARAM:
+            # Sent on every request by perf_analyzer and the C++ client, unary included; a stream reads it.
+            if choice != "bool_param":
+                raise InvalidArgumentError(f"invalid value type for '{key}' parameter, expected bool_param.")
+        elif key.startswith("triton_"):
+            raise InvalidArgumentError(
+                "parameter keys starting with 'triton_' are reserved for Triton usage and should not be specified."
+            )
+        elif choice in _CUSTOM_PARAM_CHOICES:
+            params[key] = int(value) if choice == "uint64_param" else value
+        else:
+            raise InvalidArgumentError(
+                f"invalid value type for '{key}' parameter, expected int64_param, bool_param, double_param "
+                "or string_param."
+            )
+
+
+def _reject_shared_memory(params: Any, what: str, name: str, model: str) -> None:
+    if "shared_memory_region" in params:
+        region = params["shared_memory_region"].string_param
+        raise InvalidArgumentError(
+            f"Unable to find system shared memory region: '{region}' (client shared memory is disabled; "
+            f"{what} '{name}' for model '{model}')"
+        )
+
+
+def _check_shape(shape: Tuple[int, ...], name: str, model: str) -> None:
+    count = 1
+    for dim in shape:
+        if dim < 0:
+            raise InvalidArgumentError(
+                f"All input dimensions should be specified for input '{name}' for model '{model}', "
+                f"got [{','.join(str(d) for d in shape)}]"
+            )
+        count *= dim
+    if count > _INT64_MAX:
+        raise InvalidArgumentError(
+            f"The shape {list(shape)} of input '{name}' for model '{model}' causes total element count to exceed "
+            f"maximum size of {_INT64_MAX}"
+        )
+
+
+def _typed_input(tensor: Any, datatype: str, shape: Tuple[int, ...], model: str) -> np.ndarray:
+    name = tensor.name
+    contents = tensor.contents
+    expected_field = _TYPED_FIELD.get(datatype)
+    values: Any = ()
+    for field, field_values in contents.ListFields():
+        if field.name != expected_field:
+            raise InvalidArgumentError(
+                f"unexpected explicit tensor data for input tensor '{name}' for model '{model}' of type "
+                f"'{datatype}', expected datatype '{_FIELD_DATATYPE.get(field.name, field.name)}'"
+            )
+        values = field_values
+    count = element_count(shape)
+    if datatype == "BYTES":
+        if len(values) != count:
+            raise InvalidArgumentError(
+                f"expected {count} string elements for inference input '{name}' for model '{model}', got {len(values)}"
+            )
+        array = np.empty(count, dtype=object)
+        array[:] = list(values)
+        return array.reshape(shape)
+    dtype = wire_dtype(datatype, name, model)
+    if len(values) != count:
+        raise InvalidArgumentError(
+            f"input byte size mismatch for input '{name}' for model '{model}'. "
+            f"Expected {count * dtype.itemsize}, got {len(values) * dtype.itemsize}"
+        )
+    if expected_field is None:  # FP16/BF16 have no typed field: only an empty tensor can get here
+        return np.empty(shape, dtype=dtype)
+    array = np.array(values, dtype=_FIELD_NUMPY[expected_field])
+    if array.dtype != dtype:
+        array = array.astype(dtype)  # narrowing INT8/16 and UINT8/16 truncates, as Triton's copy does
+    return array.reshape(shape)
+
+
+def decode_infer_request(
+    message: Any,
+    raw: RawBuffers = None,
+    forwarded: Optional[Mapping[str, str]] = None,
+) -> InferenceRequest:
+    """ModelInferRequest (+ raw contents from ``parse_infer_request``) -> InferenceRequest.
+
+    ``forwarded`` are header-derived parameters; they are merged after the request's own parameters.
+    Raises ``InvalidArgumentError`` for anything the client got wrong.
+    """
+    model = message.model_name
+    raw_contents = raw if raw is not None else message.raw_input_contents
+    raw_count = len(raw_contents)
+    request = InferenceRequest(model_name=model, model_version=message.model_version, id=message.id)
+    if message.parameters:
+        _decode_parameters(message, request)
+    if forwarded:
+        request.parameters.update(forwarded)
+
+    inputs: Dict[str, np.ndarray] = {}
+    index = 0
+    for tensor in message.inputs:
+        name = tensor.name
+        if name in inputs:
+            raise InvalidArgumentError(f"input '{name}' already exists in request")
+        if tensor.parameters:
+            _reject_shared_memory(tensor.parameters, "input", name, model)
+        shape = tuple(tensor.shape)
+        _check_shape(shape, name, model)
+        datatype = tensor.datatype
+        if tensor.HasField("contents"):
+            if raw_count:
+                raise InvalidArgumentError(
+                    f"contents field must not be specified when using raw_input_contents for '{name}' "
+                    f"for model '{model}'"
+                )
+            inputs[name] = _typed_input(tensor, datatype, shape, model)
+        elif index < raw_count:
+            inputs[name] = array_from_raw(raw_contents[index], datatype, shape, name, model)
+            index += 1
+        else:
+            raise InvalidArgumentError(f"unable to find data for input tensor '{name}' for model '{model}' in request.")
+    if index != raw_count:
+        raise InvalidArgumentError(
+            f"expected {index} raw input contents but got {raw_count} for model '{model}' "
+            "(one raw_input_contents entry per input, in inputs order)"
+        )
+    request.inputs = inputs
+
+    if message.outputs:
+        requested: List[str] = []
+        for output in message.outputs:
+            name = output.name
+            if name in requested:
+                raise InvalidArgumentError(f"output '{name}' already exists in request")
+            if output.parameters:
+                _reject_shared_memory(output.parameters, "output", name, model)
+                if "classification" in output.parameters:
+                    raise UnsupportedError(
+                        f"classification output is not supported (output '{name}' for model '{model}')"
+                    )
+            requested.append(name)
+        request.requested_outputs = requested
+    return request
+
+
+# --- response ------------------------------------------------------------------------------------------
+
+
+def _set_param(target: Any, key: str, value: Any) -> None:
+    param = target[key]
+    if isinstance(value, bool):
+        param.bool_param = value
+    elif isinstance(value, int):
+        param.int64_param = value
+    elif isinstance(value, float):
+        param.double_param = value
+    else:
+        param.string_param = str(value)
+
+
+_NATIVE_DATATYPES = {np.dtype(t): name for name, t in (
+    ("BOOL", np.bool_), ("INT8", np.int8), ("INT16", np.int16), ("INT32", np.int32), ("INT64", np.int64),
+    ("UINT8", np.uint8), ("UINT16", np.uint16), ("UINT32", np.uint32), ("UINT64", np.uint64),
+    ("FP16", np.float16), ("FP32", np.float32), ("FP64", np.float64),
+)}  # fmt: skip
+
+
+def _output_to_raw(array: np.ndarray) -> Tuple[str, Any]:
+    datatype = _NATIVE_DATATYPES.get(array.dtype)
+    if datatype is not None and array.dtype.isnative:  # the common case, without the generic dtype checks
+        if not array.size:
+            return datatype, b""
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)
+        return datatype, memoryview(array).cast("B")
+    if array.dtype.kind == "V" or array.dtype.name == "bfloat16":
+        # ml_dtypes.bfloat16 exports no buffer format; send its 2-byte words
+        return "BF16", memoryview(np.ascontiguousarray(array).view(np.uint16)).cast("B")
+    return array_to_raw(array)
+
+
+def _response_header(response: InferenceResponse, final: Optional[bool]) -> Tuple[Any, List[Any]]:
+    """The response message without raw contents, and the output buffers in order."""
+    message = service_pb2.ModelInferResponse(
+        model_name=response.model_name, model_version=response.model_version, id=response.id
+    )
+    if response.parameters:
+        for key, value in response.parameters.items():
+            _set_param(message.parameters, key, value)
+    if final is not None:
+        message.parameters[FINAL_PARAM].bool_param = final
+    buffers = []
+    outputs = message.outputs
+    for name, array in response.outputs.items():
+        datatype, buffer = _output_to_raw(array)
+        outputs.add(name=name, datatype=datatype, shape=array.shape)
+        buffers.append(buffer)
+    return message, buffers
+
+
+def encode_infer_response(response: InferenceResponse, final: Optional[bool] = None) -> Any:
+    """InferenceResponse -> ModelInferResponse with one ``raw_output_contents`` entry per output.
+
+    ``final`` (streams only) sets the ``triton_final_response`` parameter.
+    """
+    message, buffers = _response_header(response, final)
+    message.raw_output_contents.extend(bytes(b) for b in buffers)
+    return message
+
+
+def _infer_response_parts(response: InferenceResponse, final: Optional[bool]) -> Tuple[List[Any], int]:
+    """Wire pieces of a ModelInferResponse (header, then a tag+length and buffer per output) and their size."""
+    message, buffers = _response_header(response, final)
+    header = message.SerializeToString()
+    parts: List[Any] = [header]
+    total = len(header)
+    for buffer in buffers:
+        size = len(buffer) if isinstance(buffer, bytes) else buffer.nbytes
+        prefix = _RAW_OUTPUT_TAG + _varint(size)
+        parts.append(prefix)
+        parts.append(buffer)
+        total += len(prefix) + size
+    return parts, total
+
+
+def serialize_infer_response(response: InferenceResponse, final: Optional[bool] = None) -> bytes:
+    """Wire bytes of ``encode_infer_response(response, final)``, copying each output buffer once."""
+    parts, _ = _infer_response_parts(response, final)
+    return b"".join(parts)
+
+
+def serialize_stream_response(response: InferenceResponse, final: bool) -> bytes:
+    """Wire bytes of a ModelStreamInferResponse carrying ``response`` (``triton_final_response=final``)."""
+    parts, size = _infer_response_parts(response, final)
+    return b"".join([_STREAM_INFER_RESPONSE_TAG + _varint(size)] + parts)
+
+
+def stream_response(response: InferenceResponse, final: bool) -> Any:
+    """ModelStreamInferResponse message carrying ``response`` (see ``serialize_stream_response``)."""
+    return service_pb2.ModelStreamInferResponse(infer_response=encode_infer_response(response, final))
+
+
+def stream_error_response(message: str, model_name: str = "", model_version: str = "", request_id: str = "") -> Any:
+    """An in-stream error: ``error_message`` set, the request's id/model echoed, marked final."""
+    infer = service_pb2.ModelInferResponse(model_name=model_name, model_version=model_version, id=request_id)
+    infer.parameters[FINAL_PARAM].bool_param = True
+    return service_pb2.ModelStreamInferResponse(error_message=message, infer_response=infer)
+
+
+def stream_empty_final_response(model_name: str, model_version: str, request_id: str) -> Any:
+    """The empty response closing a decoupled request (sent when the request enabled it)."""
+    infer = service_pb2.ModelInferResponse(model_name=model_name, model_version=model_version, id=request_id)
+    infer.parameters[FINAL_PARAM].bool_param = True
+    return service_pb2.ModelStreamInferResponse(infer_response=infer)
+
+
+# --- metadata, statistics, repository ------------------------------------------------------------------
+
+
+def server_metadata_response(name: str, version: str, extensions: Sequence[str]) -> Any:
+    return service_pb2.ServerMetadataResponse(name=name, version=version, extensions=list(extensions))
+
+
+def model_metadata_response(metadata: Mapping[str, Any]) -> Any:
+    """Model metadata in its JSON form (``{"name","versions","platform","inputs","outputs"}``) -> proto."""
+    response = service_pb2.ModelMetadataResponse(
+        name=metadata["name"],
+        versions=[str(v) for v in metadata.get("versions", ())],
+        platform=metadata.get("platform", ""),
+    )
+    for key, target in (("inputs", response.inputs), ("outputs", response.outputs)):
+        for tensor in metadata.get(key, ()):
+            target.add(name=tensor["name"], datatype=tensor["datatype"], shape=[int(d) for d in tensor["shape"]])
+    return response
+
+
+_STAT_DURATIONS = (
+    "success",
+    "fail",
+    "queue",
+    "compute_input",
+    "compute_infer",
+    "compute_output",
+    "cache_hit",
+    "cache_miss",
+)
+_BATCH_DURATIONS = ("compute_input", "compute_infer", "compute_output")
+
+
+def _set_duration(target: Any, duration: Any) -> None:
+    target.count = int(duration.count)
+    target.ns = int(duration.ns)
+
+
+def _add_model_stats(response: Any, model: Any, stats: Any) -> None:
+    """One (core Model, core ModelStats) pair -> a ModelStatistics entry (duck-typed, no core import)."""
+    entry = response.model_stats.add(
+        name=model.name,
+        version=str(model.version),
+        last_inference=int(stats.last_inference),
+        inference_count=int(stats.inference_count),
+        execution_count=int(stats.execution_count),
+    )
+    for name in _STAT_DURATIONS:
+        _set_duration(getattr(entry.inference_stats, name), getattr(stats, name))
+    batch_stats = getattr(stats, "batch_stats", None) or {}
+    for batch_size in sorted(batch_stats):
+        per = batch_stats[batch_size]
+        target = entry.batch_stats.add(batch_size=int(batch_size))
+        for name in _BATCH_DURATIONS:
+            _set_duration(getattr(target, name), getattr(per, name))
+
+
+def model_statistics_response(statistics: Any) -> Any:
+    """Statistics -> ModelStatisticsResponse.
+
+    Accepts Triton's JSON shape (``{"model_stats": [...]}`` or that list; int64 fields as numbers or
+    strings) or the core's ``[(model, stats), ...]`` pairs.
+    """
+    if isinstance(statistics, service_pb2.ModelStatisticsResponse):
+        return statistics
+    if isinstance(statistics, Mapping):
+        return json_format.ParseDict(statistics, service_pb2.ModelStatisticsResponse(), ignore_unknown_fields=True)
+    items = list(statistics)
+    if all(isinstance(item, Mapping) for item in items):
+        return json_format.ParseDict(
+            {"model_stats": items}, service_pb2.ModelStatisticsResponse(), ignore_unknown_fields=True
+        )
+    response = service_pb2.ModelStatisticsResponse()
+    for model, stats in items:
+        _add_model_stats(response, model, stats)
+    return response
+
+
+def repository_index_response(entries: Iterable[Mapping[str, Any]]) -> Any:
+    """``[{"name","version","state","reason"?}]`` (HTTP's repository index JSON) -> RepositoryIndexResponse."""
+    response = service_pb2.RepositoryIndexResponse()
+    for entry in entries:
+        response.models.add(
+            name=entry["name"],
+            version=str(entry.get("version", "")),
+            state=entry.get("state", ""),
+            reason=entry.get("reason", ""),
+        )
+    return response

@@ -1,0 +1,692 @@
+"""The v2 HTTP wire format: infer bodies (JSON + binary tensor extension) and error bodies.
+
+Pure functions: bytes in, ``InferenceRequest`` out; ``InferenceResponse`` in, body chunks and headers out.
+Every client fault raises ``InvalidArgumentError`` (400). Triton answers JSON-level faults with 500; we
+keep its wording but answer 400 (DESIGN.md section 5), and every message names the model and tensor.
+
+Binary input tensors are ``np.frombuffer`` views of the request body (read-only for ``bytes``, as over
+gRPC; a ``bytearray`` body gives writable views); binary outputs are written from the arrays' own buffers.
+The generate extension lives in ``protocol.generate_codec``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
+from pytriton_lite.protocol.dtypes import array_from_raw, array_to_raw, to_triton_dtype, wire_dtype
+from pytriton_lite.types import InferenceRequest, InferenceResponse
+
+try:  # optional: 4-10x faster JSON; json is the fallback and handles NaN/Infinity
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
+
+__all__ = [
+    "DEFAULT_MAX_INPUT_SIZE",
+    "INFERENCE_HEADER",
+    "SUPPORTED_REQUEST_ENCODINGS",
+    "EncodedBody",
+    "OutputOptions",
+    "decode_infer_request",
+    "decompress_body",
+    "dumps_json",
+    "encode_error",
+    "encode_infer_response",
+    "flatten_data",
+    "json_to_array",
+    "array_to_json",
+    "checked_element_count",
+    "size_message",
+    "type_error",
+    "loads_json",
+    "parse_header_length",
+    "select_response_encoding",
+]
+
+INFERENCE_HEADER = "inference-header-content-length"
+DEFAULT_MAX_INPUT_SIZE = 1 << 26  # Triton's --http-max-input-size default (64 MiB)
+SUPPORTED_REQUEST_ENCODINGS = ("identity", "gzip", "deflate")
+MAX_DATA_DEPTH = 100  # Triton's JSON nesting limit, applied where nesting is legal: tensor `data`
+_INT64_MAX = (1 << 63) - 1
+_JOIN_LIMIT = 256 * 1024  # below this a response is one buffer (one socket write); above, chunks
+_ORJSON_MAX_BRACKETS = 1000
+_COMPRESS_LEVEL = 1  # clients that ask for compression are better served fast than small
+
+_RESERVED_SEQUENCE_KEYS = ("sequence_id", "sequence_start", "sequence_end")
+_LEAF_RULES = {
+    # datatype kind -> (allowed python leaf types, TritonJson accessor wording)
+    "b": ((bool,), "non-boolean as boolean"),
+    "i": ((int,), "non-signed-integer as signed-integer"),
+    "u": ((int,), "non-unsigned-integer as unsigned-integer"),
+    "f": ((int, float), "non-number as number"),
+    "O": ((str,), "non-string as string"),
+}
+
+
+# --- JSON -------------------------------------------------------------------------------------------
+
+
+def loads_json(data: Any) -> Any:
+    """Parse JSON from bytes/bytearray/memoryview/str; NaN and Infinity accepted (as Triton does).
+
+    Raises ValueError (malformed) or RecursionError (absurd nesting).
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    elif isinstance(data, memoryview):
+        data = data.tobytes()  # the JSON header only; binary tensors stay views
+    # Some orjson releases overflow the C stack on absurd nesting (a client can send 250k '['); the number
+    # of brackets bounds the depth, so only shallow documents go to orjson. json raises RecursionError.
+    if _orjson is not None and data.count(b"[") + data.count(b"{") <= _ORJSON_MAX_BRACKETS:
+        try:
+            return _orjson.loads(data)
+        except _orjson.JSONDecodeError:
+            pass  # orjson refuses NaN/Infinity; json accepts them, and words real errors as well
+    return json.loads(data)
+
+
+def dumps_json(obj: Any, *, sort_keys: bool = False, finite: Optional[bool] = None) -> bytes:
+    """Compact JSON (no whitespace); NaN/Infinity written as such (orjson alone would write null).
+
+    ``finite=True`` promises there is no NaN/Infinity in ``obj`` (skips the scan); None scans.
+    """
+    if _orjson is not None:
+        if finite is None:
+            finite = not _has_nonfinite(obj)
+        if finite:
+            try:
+                return _orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS if sort_keys else 0)
+            except (TypeError, _orjson.JSONEncodeError):
+                pass  # ints beyond 64 bits and other oddities: json copes
+    return json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=False).encode("utf-8")
+
+
+def _has_nonfinite(obj: Any) -> bool:
+    if isinstance(obj, float):
+        return not math.isfinite(obj)
+    if isinstance(obj, dict):
+        return any(_has_nonfinite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(_has_nonfinite(v) for v in obj if isinstance(v, (float, dict, list, tuple)))
+    return False
+
+
+def _array_finite(array: np.ndarray) -> bool:
+    return array.dtype.kind not in "fc" or bool(np.isfinite(array).all())
+
+
+def encode_error(message: str) -> bytes:
+    """Triton's error body: ``{"error":"<message>"}``, compact."""
+    return dumps_json({"error": str(message)})
+
+
+def _parse_json_body(data: Any, model: str) -> Any:
+    try:
+        return loads_json(data)
+    except RecursionError:
+        raise InvalidArgumentError(
+            f"JSON nesting depth exceeds maximum allowed limit ({MAX_DATA_DEPTH}) for model '{model}'"
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError(f"failed to parse the request JSON for model '{model}': {exc}") from None
+
+
+# --- body framing -----------------------------------------------------------------------------------
+
+
+def decompress_body(
+    body: Any, content_encoding: Optional[str], max_size: Optional[int] = DEFAULT_MAX_INPUT_SIZE
+) -> Any:
+    """Undo ``Content-Encoding: gzip|deflate`` (deflate = zlib-wrapped); identity returns ``body`` as is.
+
+    Other encodings raise
+    ``UnsupportedError`` (501, "Unsupported compression type"); answer it with ``Accept-Encoding: gzip, deflate``.
+    """
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding == "gzip":
+        wbits = 31
+    elif encoding == "deflate":
+        wbits = 15
+    else:
+        raise UnsupportedError("Unsupported compression type")
+    decompressor = zlib.decompressobj(wbits)
+    limit = max_size if max_size else 0
+    try:
+        out = decompressor.decompress(body, limit + 1 if limit else 0)
+    except zlib.error as exc:
+        raise InvalidArgumentError(f"failed to decompress the {encoding} request body: {exc}") from None
+    if limit and (len(out) > limit or decompressor.unconsumed_tail):
+        raise InvalidArgumentError(f"decompressed request size exceeds the maximum allowed input size of {limit} bytes")
+    if not decompressor.eof:
+        raise InvalidArgumentError(f"failed to decompress the {encoding} request body: truncated data")
+    return out
+
+
+def parse_header_length(value: Optional[str], body_length: int) -> Optional[int]:
+    """``Inference-Header-Content-Length`` -> int in [0, body_length]; None when the header is absent."""
+    if value is None:
+        return None
+    text = value.strip()
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()):
+        raise InvalidArgumentError(f"Unable to parse Inference-Header-Content-Length, got: {value}")
+    length = int(text)
+    if length < 0 or length > body_length:
+        raise InvalidArgumentError(f"inference header size should be in range (0, {body_length}), got: {value}")
+    return length
+
+
+# --- infer request ----------------------------------------------------------------------------------
+
+
+@dataclass
+class OutputOptions:
+    """How the client wants each output: binary (after the JSON header) or JSON ``data``."""
+
+    binary_data_output: bool = False
+    binary: Dict[str, bool] = field(default_factory=dict)
+    raw: bool = False
+
+    def is_binary(self, name: str) -> bool:
+        if self.raw:
+            return True
+        return self.binary.get(name, self.binary_data_output)
+
+
+def decode_infer_request(
+    body: Any,
+    *,
+    model_name: str,
+    model_version: str = "",
+    header_length: Optional[str] = None,
+    content_encoding: Optional[str] = None,
+    model: Any = None,
+    max_input_size: Optional[int] = DEFAULT_MAX_INPUT_SIZE,
+) -> Tuple[InferenceRequest, OutputOptions]:
+    """Decode a ``POST .../infer`` body into an ``InferenceRequest`` and the output options.
+
+    ``header_length`` is the raw ``Inference-Header-Content-Length`` value (None when absent; "0" = a raw
+    binary request, which needs ``model``: its single input gets the whole body). ``max_input_size`` caps
+    the JSON header, each JSON-decoded input, a raw body and a decompressed body (None = no cap).
+    """
+    body = decompress_body(body, content_encoding, max_input_size)
+    total = len(body)
+    length = parse_header_length(header_length, total)
+    if length == 0 and total:
+        return _decode_raw_request(body, model_name, model_version, model, max_input_size)
+    if length is None:
+        length = total
+    if max_input_size and length > max_input_size:
+        raise InvalidArgumentError(size_message(length, max_input_size))
+    view = memoryview(body)
+    header = body if length == total else view[:length]
+    if not length:
+        raise InvalidArgumentError(f"failed to parse the request JSON for model '{model_name}': empty request body")
+    doc = _parse_json_body(header, model_name)
+    if not isinstance(doc, dict):
+        raise InvalidArgumentError(
+            f"failed to parse the request JSON for model '{model_name}': the document root must be an object"
+        )
+
+    request_id = doc.get("id", "")
+    if not isinstance(request_id, str):
+        raise type_error("id", "non-string as string", f"for model '{model_name}'")
+    request = InferenceRequest(model_name=model_name, model_version=model_version, id=request_id)
+    options = OutputOptions()
+    if "parameters" in doc:
+        _decode_request_parameters(doc["parameters"], request, options)
+
+    inputs = doc.get("inputs")
+    if not isinstance(inputs, list):
+        problem = "missing required field" if inputs is None else "attempt to access JSON non-array as array"
+        raise InvalidArgumentError(f"Unable to parse 'inputs': {problem} for model '{model_name}'")
+    offset = length
+    for entry in inputs:
+        name, array, offset = _decode_input(entry, view, offset, request, max_input_size)
+        if name in request.inputs:
+            raise InvalidArgumentError(
+                f"{_rid(request)}input '{name}' already exists in request for model '{model_name}'"
+            )
+        request.inputs[name] = array
+    if offset != total:
+        raise InvalidArgumentError(f"unexpected additional input data for model '{model_name}'")
+
+    outputs = doc.get("outputs")
+    if outputs is not None:
+        request.requested_outputs = _decode_outputs(outputs, request, options) or None
+    return request, options
+
+
+def type_error(field_name: str, accessor: str, where: str) -> InvalidArgumentError:
+    """TritonJson's accessor wording: ``Unable to parse 'shape': attempt to access JSON non-X as X ...``."""
+    return InvalidArgumentError(f"Unable to parse '{field_name}': attempt to access JSON {accessor} {where}")
+
+
+def _rid(request: InferenceRequest) -> str:
+    return f"[request id: {request.id or '<id_unknown>'}] "
+
+
+def size_message(size: int, limit: int) -> str:
+    return (
+        f"request JSON size of {size} bytes exceeds the maximum allowed input size of {limit} bytes. "
+        "Use --http-max-input-size to increase the limit."
+    )
+
+
+def _decode_request_parameters(params: Any, request: InferenceRequest, options: OutputOptions) -> None:
+    model = request.model_name
+    if not isinstance(params, dict):
+        raise type_error("parameters", "non-object as object", f"for model '{model}'")
+    for key, value in params.items():
+        if key.startswith("triton_"):
+            raise InvalidArgumentError(
+                "parameter keys starting with 'triton_' are reserved for Triton usage and should not be "
+                f"specified. Got '{key}' for model '{model}'"
+            )
+        if key == "priority":
+            request.priority = _uint_param(key, value, model)
+        elif key == "timeout":
+            request.timeout_us = _uint_param(key, value, model)
+        elif key == "binary_data_output":
+            options.binary_data_output = _bool_param(key, value, model)
+        elif key in _RESERVED_SEQUENCE_KEYS:
+            # Accepted and type-checked like Triton; meaningless without a sequence batcher.
+            if key == "sequence_id":
+                if not isinstance(value, str):
+                    _uint_param(key, value, model)
+            else:
+                _bool_param(key, value, model)
+        elif isinstance(value, (str, bool, int, float)):
+            request.parameters[key] = value
+        else:
+            raise InvalidArgumentError(
+                f"parameter '{key}' has invalid type. It should be either 'int', 'bool', 'double' or 'string' "
+                f"(model '{model}')"
+            )
+
+
+def _uint_param(key: str, value: Any, model: str) -> int:
+    if type(value) is not int or value < 0:
+        raise type_error(key, "non-unsigned-integer as unsigned-integer", f"for model '{model}'")
+    return value
+
+
+def _bool_param(key: str, value: Any, model: str) -> bool:
+    if not isinstance(value, bool):
+        raise type_error(key, "non-boolean as boolean", f"for model '{model}'")
+    return value
+
+
+def _decode_input(
+    entry: Any, view: memoryview, offset: int, request: InferenceRequest, max_input_size: Optional[int]
+) -> Tuple[str, np.ndarray, int]:
+    model = request.model_name
+    if not isinstance(entry, dict):
+        raise type_error("inputs", "non-object as object", f"for model '{model}'")
+    name = entry.get("name")
+    if not isinstance(name, str):
+        raise type_error("name", "non-string as string", f"for model '{model}'")
+    where = f"for input '{name}' for model '{model}'"
+    datatype = entry.get("datatype")
+    if not isinstance(datatype, str):
+        raise type_error("datatype", "non-string as string", where)
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or any(type(d) is not int or d < 0 for d in shape):
+        raise type_error("shape", "non-unsigned-integer as unsigned-integer", where)
+    params = entry.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise type_error("parameters", "non-object as object", where)
+    has_data = "data" in entry
+    binary_size = params.get("binary_data_size")
+    shm = params.get("shared_memory_region")
+    candidates = (
+        ("'data'", has_data),
+        ("'binary_data_size'", binary_size is not None),
+        ("'shared_memory_region'", shm),
+    )
+    set_fields = [label for label, present in candidates if present is not None and present is not False]
+    if len(set_fields) != 1:
+        found = "no field is set" if not set_fields else "set " + " ".join(set_fields)
+        raise InvalidArgumentError(
+            "Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters', "
+            f"'shared_memory_region' in 'parameters'. But {found} {where}"
+        )
+    if shm is not None:
+        raise InvalidArgumentError(
+            f"Unable to find shared memory region: '{shm}' (shared memory is not supported) {where}"
+        )
+
+    if has_data:
+        array = json_to_array(entry["data"], datatype, shape, name, model, max_input_size=max_input_size)
+        return name, array, offset
+
+    if type(binary_size) is not int or binary_size < 0:
+        raise type_error("binary_data_size", "non-unsigned-integer as unsigned-integer", where)
+    itemsize = 0 if datatype == "BYTES" else wire_dtype(datatype, name, model).itemsize
+    checked_element_count(shape, itemsize, name, model)
+    end = offset + binary_size
+    if end > len(view):
+        raise InvalidArgumentError(
+            f"unexpected size for input '{name}', expecting {binary_size} additional bytes for model '{model}'"
+        )
+    array = array_from_raw(view[offset:end], datatype, shape, name, model)
+    return name, array, end
+
+
+def _decode_outputs(outputs: Any, request: InferenceRequest, options: OutputOptions) -> List[str]:
+    model = request.model_name
+    if not isinstance(outputs, list):
+        raise type_error("outputs", "non-array as array", f"for model '{model}'")
+    names: List[str] = []
+    for entry in outputs:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            raise type_error("name", "non-string as string", f"for model '{model}'")
+        if name in options.binary or name in names:
+            raise InvalidArgumentError(f"{_rid(request)}output '{name}' already exists in request for model '{model}'")
+        names.append(name)
+        params = entry.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise type_error("parameters", "non-object as object", f"for output '{name}' for model '{model}'")
+        if "binary_data" in params:
+            binary = params["binary_data"]
+            if not isinstance(binary, bool):
+                raise type_error("binary_data", "non-boolean as boolean", f"for output '{name}' for model '{model}'")
+            options.binary[name] = binary
+        if "classification" in params:
+            raise UnsupportedError(f"classification output is not supported (output '{name}' for model '{model}')")
+        if "shared_memory_region" in params:
+            raise InvalidArgumentError(
+                f"Unable to find shared memory region: '{params['shared_memory_region']}' (shared memory is not "
+                f"supported) for output '{name}' for model '{model}'"
+            )
+    return names
+
+
+def checked_element_count(shape: Sequence[int], itemsize: int, tensor: str, model: str) -> int:
+    """Element count of ``shape``, refusing counts and byte sizes that overflow int64 (as Triton does)."""
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    if count > _INT64_MAX:
+        raise InvalidArgumentError(
+            f"The shape {list(shape)} of input '{tensor}' for model '{model}' causes total element count to exceed "
+            f"maximum size of {_INT64_MAX}"
+        )
+    if count * itemsize > _INT64_MAX:
+        raise InvalidArgumentError(f"byte size overflow for input '{tensor}' for model '{model}'")
+    return count
+
+
+def json_to_array(
+    data: Any,
+    datatype: str,
+    shape: Sequence[int],
+    tensor: str,
+    model: str,
+    *,
+    max_input_size: Optional[int] = DEFAULT_MAX_INPUT_SIZE,
+) -> np.ndarray:
+    """JSON ``data`` (flat or nested, row-major) -> array of ``shape``; leaf types checked per datatype."""
+    where = f"for input '{tensor}' for model '{model}'"
+    if datatype in ("FP16", "BF16"):
+        raise InvalidArgumentError(
+            f"receiving {datatype} data via JSON is not supported. Please use the binary data format for input "
+            f"{tensor} for model '{model}'"
+        )
+    dtype = wire_dtype(datatype, tensor, model)
+    count = checked_element_count(shape, dtype.itemsize if datatype != "BYTES" else 0, tensor, model)
+    if max_input_size and datatype != "BYTES" and count * dtype.itemsize > max_input_size:
+        raise InvalidArgumentError(size_message(count * dtype.itemsize, max_input_size) + f" ({where})")
+    if not isinstance(data, list):
+        raise type_error("data", "non-array as array", where)
+    flat = flatten_data(data, tensor, model)
+    if len(flat) < count:
+        raise InvalidArgumentError(f"Failed to parse 'data' field: shape does not match true shape {where}")
+    if len(flat) > count:
+        raise InvalidArgumentError(f"Unable to parse 'data': Shape does not match true shape of 'data' field {where}")
+    return _leaves_to_array(flat, dtype, where).reshape(tuple(shape))
+
+
+def flatten_data(data: List[Any], tensor: str, model: str) -> List[Any]:
+    if not data or not isinstance(data[0], list):
+        if any(isinstance(item, list) for item in data):
+            return _flatten_nested(data, tensor, model)
+        return data  # the common flat case: no copy
+    return _flatten_nested(data, tensor, model)
+
+
+def _flatten_nested(data: List[Any], tensor: str, model: str) -> List[Any]:
+    flat: List[Any] = []
+    stack = [(iter(data), 1)]  # iterative: nesting depth is client-controlled
+    while stack:
+        items, depth = stack[-1]
+        for item in items:
+            if isinstance(item, list):
+                if depth + 1 > MAX_DATA_DEPTH:
+                    raise InvalidArgumentError(
+                        f"JSON nesting depth exceeds maximum allowed limit ({MAX_DATA_DEPTH}) for input "
+                        f"'{tensor}' for model '{model}'"
+                    )
+                stack.append((iter(item), depth + 1))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def _leaves_to_array(flat: List[Any], dtype: np.dtype, where: str) -> np.ndarray:
+    allowed, accessor = _LEAF_RULES[dtype.kind]
+    leaf_types = set(map(type, flat))
+    if not leaf_types.issubset(allowed):
+        raise type_error("data", accessor, where)
+    if dtype.kind == "O":
+        array = np.empty(len(flat), dtype=object)
+        try:
+            array[:] = [item.encode("utf-8") for item in flat]
+        except UnicodeEncodeError as exc:
+            raise InvalidArgumentError(f"Unable to parse 'data': invalid UTF-8 string ({exc}) {where}") from None
+        return array
+    if dtype.kind in "iu":
+        if not flat:
+            return np.empty(0, dtype=dtype)
+        info = np.iinfo(dtype)
+        wide = np.array(flat)  # int64 normally; uint64/object when values pass int64
+        if wide.dtype.kind in "iu":
+            low, high = int(wide.min()), int(wide.max())
+        else:
+            low, high = min(flat), max(flat)
+        if low < info.min or high > info.max:
+            raise InvalidArgumentError(f"Unable to parse 'data': value out of range for {dtype.name} {where}")
+        return wide.astype(dtype) if wide.dtype.kind in "iu" else np.array(flat, dtype=dtype)
+    try:
+        return np.array(flat, dtype=dtype)
+    except OverflowError:
+        raise InvalidArgumentError(f"Unable to parse 'data': value out of range for {dtype.name} {where}") from None
+
+
+def _decode_raw_request(
+    body: Any, model_name: str, model_version: str, model: Any, max_input_size: Optional[int]
+) -> Tuple[InferenceRequest, OutputOptions]:
+    """``Inference-Header-Content-Length: 0``: the whole body is the model's single input tensor."""
+    if model is None:
+        raise InvalidArgumentError(f"raw binary request for model '{model_name}' needs the model's input spec")
+    specs = list(model.inputs)
+    if len(specs) != 1:
+        raise InvalidArgumentError(
+            f"Raw request must only have 1 input (found 1) to be deduced but got {len(specs)} inputs in "
+            f"'{model_name}' model"
+        )
+    if max_input_size and len(body) > max_input_size:
+        raise InvalidArgumentError(size_message(len(body), max_input_size))
+    spec = specs[0]
+    datatype = spec.triton_dtype
+    dims = [int(d) for d in spec.shape]
+    if datatype == "BYTES":
+        if dims != [1]:
+            raise InvalidArgumentError(
+                f"For BYTE datatype raw input '{spec.name}', the model must have input shape [1] (model '{model_name}')"
+            )
+    else:
+        variable = [i for i, d in enumerate(dims) if d < 0]
+        if len(variable) > 1:
+            raise InvalidArgumentError(
+                f"The shape of the raw input '{spec.name}' can not be deduced because there are more than one "
+                f"variable-sized dimension (model '{model_name}')"
+            )
+        if variable:
+            fixed = wire_dtype(datatype, spec.name, model_name).itemsize
+            for d in dims:
+                fixed *= d if d >= 0 else 1
+            dims[variable[0]] = len(body) // fixed if fixed else 0
+    if getattr(model, "max_batch_size", 0) > 0:
+        dims = [1] + dims
+    array = array_from_raw(memoryview(body), datatype, dims, spec.name, model_name)
+    request = InferenceRequest(model_name=model_name, model_version=model_version, inputs={spec.name: array})
+    return request, OutputOptions(raw=True)
+
+
+# --- infer response ---------------------------------------------------------------------------------
+
+
+@dataclass
+class EncodedBody:
+    """An encoded HTTP body: buffers to write in order, and the headers that describe them."""
+
+    chunks: List[Any]
+    headers: Dict[str, str]
+
+    @property
+    def content_length(self) -> int:
+        return sum(memoryview(c).nbytes for c in self.chunks)
+
+    def join(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def encode_infer_response(
+    response: InferenceResponse, options: Optional[OutputOptions] = None, *, accept_encoding: Optional[str] = None
+) -> EncodedBody:
+    """Encode an infer response: JSON header (compact, Triton key order) + binary outputs in output order.
+
+    ``Inference-Header-Content-Length`` and ``application/octet-stream`` only when some binary output has
+    bytes (section 3.2). ``accept_encoding`` selects gzip/deflate compression of the whole body.
+    """
+    options = options or OutputOptions()
+    model = response.model_name
+    doc: Dict[str, Any] = {}
+    if response.id:
+        doc["id"] = response.id
+    doc["model_name"] = model
+    doc["model_version"] = str(response.model_version)
+    if response.parameters:
+        doc["parameters"] = response.parameters
+    outputs: List[Dict[str, Any]] = []
+    blobs: List[Any] = []
+    finite = not _has_nonfinite(response.parameters)
+    for name, array in response.outputs.items():
+        array = np.asarray(array)
+        if options.is_binary(name):
+            datatype, buffer = _output_to_raw(array, name, model)
+            size = memoryview(buffer).nbytes
+            params = {"binary_data_size": size}
+            outputs.append({"name": name, "datatype": datatype, "shape": list(array.shape), "parameters": params})
+            if size:
+                blobs.append(buffer)
+        else:
+            datatype = to_triton_dtype(array.dtype)
+            if datatype in ("FP16", "BF16"):
+                raise InvalidArgumentError(
+                    f"sending {datatype} data via JSON is not supported. Please use the binary data format for "
+                    f"output {name} for model '{model}'"
+                )
+            finite = finite and _array_finite(array)
+            data = array_to_json(array, name, model)
+            outputs.append({"name": name, "datatype": datatype, "shape": list(array.shape), "data": data})
+    doc["outputs"] = outputs
+    header = dumps_json(doc, finite=finite)
+    headers: Dict[str, str] = {}
+    if blobs:
+        headers["content-type"] = "application/octet-stream"
+        headers[INFERENCE_HEADER] = str(len(header))
+    else:
+        headers["content-type"] = "application/json"
+    chunks = [header, *blobs]
+    encoding = select_response_encoding(accept_encoding)
+    if encoding != "identity":
+        chunks = [_compress(chunks, encoding)]
+        headers["content-encoding"] = encoding
+    elif len(chunks) > 1 and sum(memoryview(c).nbytes for c in chunks) <= _JOIN_LIMIT:
+        chunks = [b"".join(chunks)]
+    return EncodedBody(chunks=chunks, headers=headers)
+
+
+def _output_to_raw(array: np.ndarray, name: str, model: str) -> Tuple[str, Any]:
+    if array.dtype.kind == "V" or array.dtype.name == "bfloat16":
+        # ml_dtypes.bfloat16 exports no buffer format; view its 2-byte words instead
+        return "BF16", memoryview(np.ascontiguousarray(array).view(np.uint16)).cast("B")
+    try:
+        return array_to_raw(array)
+    except Exception as exc:  # unsupported dtype returned by the model
+        raise InvalidArgumentError(f"cannot encode output '{name}' of model '{model}': {exc}") from None
+
+
+def array_to_json(array: np.ndarray, tensor: str, model: str) -> List[Any]:
+    """Array -> flat JSON list (BYTES as strings, which must be UTF-8)."""
+    flat = array.reshape(-1)
+    if array.dtype.kind in "OSU":
+        return [_bytes_to_str(item, tensor, model) for item in flat.tolist()]
+    return flat.tolist()
+
+
+def _bytes_to_str(item: Any, tensor: str, model: str) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(item).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidArgumentError(
+                f"output '{tensor}' of model '{model}' holds bytes that are not valid UTF-8 and cannot be sent as "
+                "JSON; request it with binary_data=true"
+            ) from None
+    return str(item)
+
+
+def select_response_encoding(accept_encoding: Optional[str]) -> str:
+    """Pick identity/gzip/deflate from ``Accept-Encoding`` (q-values; highest wins, ties go to the first)."""
+    if not accept_encoding:
+        return "identity"
+    best, best_q = "identity", -1.0
+    for item in accept_encoding.split(","):
+        token, _, rest = item.partition(";")
+        token = token.strip().lower()
+        if token not in SUPPORTED_REQUEST_ENCODINGS:
+            continue
+        q = 1.0
+        rest = rest.strip()
+        if rest.startswith("q="):
+            try:
+                q = float(rest[2:])
+            except ValueError:
+                q = 0.0
+        if q > best_q and q > 0:
+            best, best_q = token, q
+    return best
+
+
+def _compress(chunks: Iterable[Any], encoding: str) -> bytes:
+    compressor = zlib.compressobj(_COMPRESS_LEVEL, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+    parts = [compressor.compress(chunk) for chunk in chunks]
+    parts.append(compressor.flush())
+    return b"".join(parts)
