@@ -40,6 +40,9 @@ from pytriton_lite.exceptions import (
     PyTritonInvalidOperationError,
     PyTritonValidationError,
 )
+from pytriton_lite.frontends.grpc import GrpcFrontend
+from pytriton_lite.frontends.http import HttpFrontend
+from pytriton_lite.frontends.metrics import MetricsFrontend
 from pytriton_lite.model_config import ModelConfig, Tensor, validate_model_config
 
 LOGGER = logging.getLogger("pytriton_lite.triton")
@@ -328,21 +331,12 @@ class Triton:
         cfg = self._config
         specs = []
         if cfg.allow_http is not False:
-            from pytriton_lite.frontends.http import HttpFrontend  # noqa: PLC0415 - only when enabled
-
             specs.append(("http", HttpFrontend, cfg.http_port if cfg.http_port is not None else DEFAULT_HTTP_PORT))
         if cfg.allow_grpc is not False:
-            from pytriton_lite.frontends.grpc import GrpcFrontend  # noqa: PLC0415
-
             specs.append(("grpc", GrpcFrontend, cfg.grpc_port if cfg.grpc_port is not None else DEFAULT_GRPC_PORT))
         if cfg.allow_metrics is not False:
-            try:
-                from pytriton_lite.frontends.metrics import MetricsFrontend  # noqa: PLC0415
-            except ImportError:
-                MetricsFrontend = None  # noqa: N806
-            if MetricsFrontend is not None:
-                port = cfg.metrics_port if cfg.metrics_port is not None else DEFAULT_METRICS_PORT
-                specs.append(("metrics", MetricsFrontend, port))
+            port = cfg.metrics_port if cfg.metrics_port is not None else DEFAULT_METRICS_PORT
+            specs.append(("metrics", MetricsFrontend, port))
         return specs
 
     async def _start_frontends(self) -> None:
