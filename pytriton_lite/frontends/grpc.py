@@ -56,6 +56,7 @@ _PROTOCOL_OF = {
     "TraceSetting": "trace",
     "LogSettings": "logging",
 }
+_PROTOCOLS = frozenset(_PROTOCOL_OF.values())
 _RESTRICTED_HEADER_PREFIX = "triton-grpc-protocol-"
 _COMPRESSION_LEVELS = {"none": 0, "low": 1, "medium": 2, "high": 3}
 _STREAM_QUEUE_SIZE = 256  # responses buffered per stream before producers wait for the client
@@ -65,6 +66,10 @@ _END = object()
 
 def _status(exc: BaseException) -> grpc.StatusCode:
     return getattr(grpc.StatusCode, getattr(exc, "grpc_code", "INTERNAL"), grpc.StatusCode.INTERNAL)
+
+
+def _version_str(model: Any) -> str:
+    return getattr(model, "version_str", None) or str(model.version)
 
 
 def _serialize(message: Any) -> bytes:
@@ -81,13 +86,16 @@ def parse_restricted_protocols(spec: Union[None, str, Sequence[str]]) -> Dict[st
     specs = [spec] if isinstance(spec, str) else list(spec)
     restricted: Dict[str, Tuple[str, str]] = {}
     for item in specs:
-        protocols, sep, pair = item.rpartition(":")
+        protocols, sep, pair = item.partition(":")
         key, eq, value = pair.partition("=")
         if not sep or not eq or not key:
             raise PyTritonError(f"Invalid grpc restricted protocol specification: {item!r}")
-        for protocol in protocols.split(","):
-            if protocol.strip():
-                restricted[protocol.strip()] = (_RESTRICTED_HEADER_PREFIX + key.strip().lower(), value.strip())
+        for protocol in (p.strip() for p in protocols.split(",")):
+            if not protocol:
+                continue
+            if protocol not in _PROTOCOLS:
+                raise PyTritonError(f"Unknown protocol group {protocol!r} in grpc restricted protocol {item!r}")
+            restricted[protocol] = (_RESTRICTED_HEADER_PREFIX + key.strip().lower(), value.strip())
     return restricted
 
 
@@ -118,6 +126,7 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     # --- plumbing --------------------------------------------------------------------------------------
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+        """End the call with the status ``exc`` maps to (``context.abort`` raises)."""
         if not isinstance(exc, PyTritonError):
             LOGGER.exception("Unexpected error in gRPC handler")
             await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
@@ -154,10 +163,9 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         if self._restricted:
             await self._check_access("ModelReady", context)
         try:
-            ready = self._dataplane.model_ready(request.name, request.version)
+            return service_pb2.ModelReadyResponse(ready=self._dataplane.model_ready(request.name, request.version))
         except Exception as exc:  # noqa: BLE001 - mapped to a status
             await self._fail(context, exc)
-        return service_pb2.ModelReadyResponse(ready=ready)
 
     async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if self._restricted:
@@ -367,7 +375,7 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                item = self._stream_error(exc, model_name, model.version_str, request_id)
+                item = self._stream_error(exc, model_name, _version_str(model), request_id)
             await self._emit_in_order(previous, out, item)
         except asyncio.CancelledError:
             raise
@@ -384,7 +392,7 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         await out.put(item)
 
     async def _stream_decoupled(self, request: InferenceRequest, model: Any, message: Any, out: asyncio.Queue) -> None:
-        model_version = getattr(model, "version_str", str(model.version))
+        model_version = _version_str(model)
         responses = self._dataplane.infer_stream(request)
         try:
             async for response in responses:

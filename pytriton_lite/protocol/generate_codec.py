@@ -13,12 +13,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from pytriton_lite.exceptions import InvalidArgumentError
-from pytriton_lite.protocol.http_codec import (
-    DEFAULT_MAX_INPUT_SIZE,
+from pytriton_lite.protocol.http_codec import DEFAULT_MAX_INPUT_SIZE, dumps_json, encode_error
+from pytriton_lite.protocol.json_tensors import (
     MAX_DATA_DEPTH,
     array_to_json,
-    dumps_json,
-    encode_error,
     flatten_data,
     json_to_array,
     size_message,
@@ -135,7 +133,7 @@ def encode_generate_response(response: InferenceResponse) -> bytes:
     doc["model_version"] = str(response.model_version)
     for name, array in response.outputs.items():
         array = np.asarray(array)
-        if array.dtype.kind == "V" or array.dtype.name == "bfloat16":
+        if array.dtype.kind == "V":  # ml_dtypes.bfloat16 (and kin): JSON has only doubles
             array = array.astype(np.float32)
         data = array_to_json(array, name, model)
         doc[name] = data[0] if len(data) == 1 else data

@@ -160,6 +160,8 @@ def parse_infer_request(data: bytes) -> Tuple[Any, RawBuffers]:
             raise ValueError("truncated message")
     except (ValueError, IndexError):
         return service_pb2.ModelInferRequest.FromString(data), None
+    if not raw:  # typed contents only: nothing to keep out of the parser
+        return service_pb2.ModelInferRequest.FromString(data), None
     return service_pb2.ModelInferRequest.FromString(b"".join(kept)), raw
 
 

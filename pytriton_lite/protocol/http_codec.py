@@ -15,12 +15,20 @@ import json
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
 from pytriton_lite.protocol.dtypes import array_from_raw, array_to_raw, to_triton_dtype, wire_dtype
+from pytriton_lite.protocol.json_tensors import (
+    MAX_DATA_DEPTH,
+    array_to_json,
+    checked_element_count,
+    json_to_array,
+    size_message,
+    type_error,
+)
 from pytriton_lite.types import InferenceRequest, InferenceResponse
 
 try:  # optional: 4-10x faster JSON; json is the fallback and handles NaN/Infinity
@@ -32,6 +40,7 @@ __all__ = [
     "DEFAULT_MAX_INPUT_SIZE",
     "INFERENCE_HEADER",
     "SUPPORTED_REQUEST_ENCODINGS",
+    "UNSUPPORTED_COMPRESSION",
     "EncodedBody",
     "OutputOptions",
     "decode_infer_request",
@@ -39,12 +48,6 @@ __all__ = [
     "dumps_json",
     "encode_error",
     "encode_infer_response",
-    "flatten_data",
-    "json_to_array",
-    "array_to_json",
-    "checked_element_count",
-    "size_message",
-    "type_error",
     "loads_json",
     "parse_header_length",
     "select_response_encoding",
@@ -53,23 +56,35 @@ __all__ = [
 INFERENCE_HEADER = "inference-header-content-length"
 DEFAULT_MAX_INPUT_SIZE = 1 << 26  # Triton's --http-max-input-size default (64 MiB)
 SUPPORTED_REQUEST_ENCODINGS = ("identity", "gzip", "deflate")
-MAX_DATA_DEPTH = 100  # Triton's JSON nesting limit, applied where nesting is legal: tensor `data`
-_INT64_MAX = (1 << 63) - 1
+UNSUPPORTED_COMPRESSION = "Unsupported compression type"  # 501, answered with Accept-Encoding: gzip, deflate
 _JOIN_LIMIT = 256 * 1024  # below this a response is one buffer (one socket write); above, chunks
 _ORJSON_MAX_BRACKETS = 1000
 _COMPRESS_LEVEL = 1  # clients that ask for compression are better served fast than small
 
-_RESERVED_SEQUENCE_KEYS = ("sequence_id", "sequence_start", "sequence_end")
-_LEAF_RULES = {
-    # datatype kind -> (allowed python leaf types, TritonJson accessor wording)
-    "b": ((bool,), "non-boolean as boolean"),
-    "i": ((int,), "non-signed-integer as signed-integer"),
-    "u": ((int,), "non-unsigned-integer as unsigned-integer"),
-    "f": ((int, float), "non-number as number"),
-    "O": ((str,), "non-string as string"),
+_FIXED_WIRE_NAMES = {  # native little-endian dtypes whose buffers go on the wire as they are
+    np.dtype(t).newbyteorder("<"): name
+    for name, t in (
+        ("BOOL", np.bool_),
+        ("UINT8", np.uint8),
+        ("UINT16", np.uint16),
+        ("UINT32", np.uint32),
+        ("UINT64", np.uint64),
+        ("INT8", np.int8),
+        ("INT16", np.int16),
+        ("INT32", np.int32),
+        ("INT64", np.int64),
+        ("FP16", np.float16),
+        ("FP32", np.float32),
+        ("FP64", np.float64),
+    )
 }
+try:
+    import ml_dtypes as _ml_dtypes  # tritonclient's own dependency for BF16
 
-
+    _BF16: Optional[np.dtype] = np.dtype(_ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover - depends on the environment
+    _BF16 = None
+_RESERVED_SEQUENCE_KEYS = ("sequence_id", "sequence_start", "sequence_end")
 # --- JSON -------------------------------------------------------------------------------------------
 
 
@@ -157,7 +172,7 @@ def decompress_body(
     elif encoding == "deflate":
         wbits = 15
     else:
-        raise UnsupportedError("Unsupported compression type")
+        raise UnsupportedError(UNSUPPORTED_COMPRESSION)
     decompressor = zlib.decompressobj(wbits)
     limit = max_size if max_size else 0
     try:
@@ -266,20 +281,8 @@ def decode_infer_request(
     return request, options
 
 
-def type_error(field_name: str, accessor: str, where: str) -> InvalidArgumentError:
-    """TritonJson's accessor wording: ``Unable to parse 'shape': attempt to access JSON non-X as X ...``."""
-    return InvalidArgumentError(f"Unable to parse '{field_name}': attempt to access JSON {accessor} {where}")
-
-
 def _rid(request: InferenceRequest) -> str:
     return f"[request id: {request.id or '<id_unknown>'}] "
-
-
-def size_message(size: int, limit: int) -> str:
-    return (
-        f"request JSON size of {size} bytes exceeds the maximum allowed input size of {limit} bytes. "
-        "Use --http-max-input-size to increase the limit."
-    )
 
 
 def _decode_request_parameters(params: Any, request: InferenceRequest, options: OutputOptions) -> None:
@@ -412,109 +415,6 @@ def _decode_outputs(outputs: Any, request: InferenceRequest, options: OutputOpti
     return names
 
 
-def checked_element_count(shape: Sequence[int], itemsize: int, tensor: str, model: str) -> int:
-    """Element count of ``shape``, refusing counts and byte sizes that overflow int64 (as Triton does)."""
-    count = 1
-    for dim in shape:
-        count *= int(dim)
-    if count > _INT64_MAX:
-        raise InvalidArgumentError(
-            f"The shape {list(shape)} of input '{tensor}' for model '{model}' causes total element count to exceed "
-            f"maximum size of {_INT64_MAX}"
-        )
-    if count * itemsize > _INT64_MAX:
-        raise InvalidArgumentError(f"byte size overflow for input '{tensor}' for model '{model}'")
-    return count
-
-
-def json_to_array(
-    data: Any,
-    datatype: str,
-    shape: Sequence[int],
-    tensor: str,
-    model: str,
-    *,
-    max_input_size: Optional[int] = DEFAULT_MAX_INPUT_SIZE,
-) -> np.ndarray:
-    """JSON ``data`` (flat or nested, row-major) -> array of ``shape``; leaf types checked per datatype."""
-    where = f"for input '{tensor}' for model '{model}'"
-    if datatype in ("FP16", "BF16"):
-        raise InvalidArgumentError(
-            f"receiving {datatype} data via JSON is not supported. Please use the binary data format for input "
-            f"{tensor} for model '{model}'"
-        )
-    dtype = wire_dtype(datatype, tensor, model)
-    count = checked_element_count(shape, dtype.itemsize if datatype != "BYTES" else 0, tensor, model)
-    if max_input_size and datatype != "BYTES" and count * dtype.itemsize > max_input_size:
-        raise InvalidArgumentError(size_message(count * dtype.itemsize, max_input_size) + f" ({where})")
-    if not isinstance(data, list):
-        raise type_error("data", "non-array as array", where)
-    flat = flatten_data(data, tensor, model)
-    if len(flat) < count:
-        raise InvalidArgumentError(f"Failed to parse 'data' field: shape does not match true shape {where}")
-    if len(flat) > count:
-        raise InvalidArgumentError(f"Unable to parse 'data': Shape does not match true shape of 'data' field {where}")
-    return _leaves_to_array(flat, dtype, where).reshape(tuple(shape))
-
-
-def flatten_data(data: List[Any], tensor: str, model: str) -> List[Any]:
-    if not data or not isinstance(data[0], list):
-        if any(isinstance(item, list) for item in data):
-            return _flatten_nested(data, tensor, model)
-        return data  # the common flat case: no copy
-    return _flatten_nested(data, tensor, model)
-
-
-def _flatten_nested(data: List[Any], tensor: str, model: str) -> List[Any]:
-    flat: List[Any] = []
-    stack = [(iter(data), 1)]  # iterative: nesting depth is client-controlled
-    while stack:
-        items, depth = stack[-1]
-        for item in items:
-            if isinstance(item, list):
-                if depth + 1 > MAX_DATA_DEPTH:
-                    raise InvalidArgumentError(
-                        f"JSON nesting depth exceeds maximum allowed limit ({MAX_DATA_DEPTH}) for input "
-                        f"'{tensor}' for model '{model}'"
-                    )
-                stack.append((iter(item), depth + 1))
-                break
-            flat.append(item)
-        else:
-            stack.pop()
-    return flat
-
-
-def _leaves_to_array(flat: List[Any], dtype: np.dtype, where: str) -> np.ndarray:
-    allowed, accessor = _LEAF_RULES[dtype.kind]
-    leaf_types = set(map(type, flat))
-    if not leaf_types.issubset(allowed):
-        raise type_error("data", accessor, where)
-    if dtype.kind == "O":
-        array = np.empty(len(flat), dtype=object)
-        try:
-            array[:] = [item.encode("utf-8") for item in flat]
-        except UnicodeEncodeError as exc:
-            raise InvalidArgumentError(f"Unable to parse 'data': invalid UTF-8 string ({exc}) {where}") from None
-        return array
-    if dtype.kind in "iu":
-        if not flat:
-            return np.empty(0, dtype=dtype)
-        info = np.iinfo(dtype)
-        wide = np.array(flat)  # int64 normally; uint64/object when values pass int64
-        if wide.dtype.kind in "iu":
-            low, high = int(wide.min()), int(wide.max())
-        else:
-            low, high = min(flat), max(flat)
-        if low < info.min or high > info.max:
-            raise InvalidArgumentError(f"Unable to parse 'data': value out of range for {dtype.name} {where}")
-        return wide.astype(dtype) if wide.dtype.kind in "iu" else np.array(flat, dtype=dtype)
-    try:
-        return np.array(flat, dtype=dtype)
-    except OverflowError:
-        raise InvalidArgumentError(f"Unable to parse 'data': value out of range for {dtype.name} {where}") from None
-
-
 def _decode_raw_request(
     body: Any, model_name: str, model_version: str, model: Any, max_input_size: Optional[int]
 ) -> Tuple[InferenceRequest, OutputOptions]:
@@ -632,35 +532,17 @@ def encode_infer_response(
 
 
 def _output_to_raw(array: np.ndarray, name: str, model: str) -> Tuple[str, Any]:
-    if array.dtype.kind == "V" or array.dtype.name == "bfloat16":
+    dtype = array.dtype
+    datatype = _FIXED_WIRE_NAMES.get(dtype)
+    if datatype is not None and array.size:  # the common case, without the generic dtype dispatch
+        return datatype, memoryview(np.ascontiguousarray(array)).cast("B")
+    if dtype.kind == "V" and dtype == _BF16:
         # ml_dtypes.bfloat16 exports no buffer format; view its 2-byte words instead
         return "BF16", memoryview(np.ascontiguousarray(array).view(np.uint16)).cast("B")
     try:
         return array_to_raw(array)
     except Exception as exc:  # unsupported dtype returned by the model
         raise InvalidArgumentError(f"cannot encode output '{name}' of model '{model}': {exc}") from None
-
-
-def array_to_json(array: np.ndarray, tensor: str, model: str) -> List[Any]:
-    """Array -> flat JSON list (BYTES as strings, which must be UTF-8)."""
-    flat = array.reshape(-1)
-    if array.dtype.kind in "OSU":
-        return [_bytes_to_str(item, tensor, model) for item in flat.tolist()]
-    return flat.tolist()
-
-
-def _bytes_to_str(item: Any, tensor: str, model: str) -> str:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        try:
-            return bytes(item).decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidArgumentError(
-                f"output '{tensor}' of model '{model}' holds bytes that are not valid UTF-8 and cannot be sent as "
-                "JSON; request it with binary_data=true"
-            ) from None
-    return str(item)
 
 
 def select_response_encoding(accept_encoding: Optional[str]) -> str:

@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from tritonclient.grpc import model_config_pb2
 
 from pytriton_lite.model_config import to_triton_dtype
+from pytriton_lite.protocol import stats_json
 
 __all__ = [
     "SERVER_VERSION",
@@ -183,9 +184,11 @@ def repository_index(models: Iterable[Any]) -> List[Dict[str, Any]]:
 
 
 def statistics_json(stats: Any) -> Any:
-    """Whatever the core's statistics are (proto, dict, object with ``to_dict``) -> JSON-ready data."""
+    """Statistics -> Triton's JSON: core ``(model, stats)`` pairs (``DataPlane.statistics``), a proto, or a dict."""
     if isinstance(stats, Message):
         return message_to_dict(stats)
+    if isinstance(stats, (list, tuple)) and all(isinstance(p, tuple) and len(p) == 2 for p in stats):
+        return stats_json.statistics_json(stats)
     if hasattr(stats, "to_dict"):
         return stats.to_dict()
     return stats

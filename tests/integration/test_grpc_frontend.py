@@ -221,6 +221,7 @@ def test_unsupported_rpcs_answer_unimplemented(client):
     _expect_error("UNIMPLEMENTED", "not supported", client.unload_model, "identity")
     _expect_error("UNIMPLEMENTED", "shared memory is disabled", client.register_system_shared_memory, "r", "/k", 64)
     _expect_error("UNIMPLEMENTED", "shared memory is disabled", client.unregister_system_shared_memory)
+    _expect_error("UNIMPLEMENTED", "shared memory is disabled", client.unregister_cuda_shared_memory)
     _expect_error("UNIMPLEMENTED", "not supported", client.get_trace_settings)
     _expect_error("UNIMPLEMENTED", "not supported", client.get_log_settings)
     assert not client.get_system_shared_memory_status().regions
@@ -277,7 +278,12 @@ def test_infer_32_mib_tensors_sync_and_aio(server):
 
     async def run():
         async with aiogrpcclient.InferenceServerClient(_target(server)) as ac:
-            assert await ac.is_server_live()
+            assert await ac.is_server_live() and await ac.is_server_ready() and await ac.is_model_ready("identity")
+            assert (await ac.get_server_metadata()).name == "triton"
+            assert (await ac.get_model_metadata("identity")).inputs[0].name == "INPUT"
+            assert (await ac.get_model_config("identity")).config.max_batch_size == 8
+            assert (await ac.get_model_repository_index()).models
+            assert (await ac.get_inference_statistics("identity")).model_stats[0].name == "identity"
             inputs = [aiogrpcclient.InferInput("INPUT", list(data.shape), "FP32")]
             inputs[0].set_data_from_numpy(data)
             result = await ac.infer("identity", inputs)
@@ -825,3 +831,18 @@ def test_decoupled_clients_over_grpc(server):
             return [int(r["OUT"][0]) async for r in ac.infer_sample(COUNT=np.array([3], np.int32))]
 
     assert asyncio.run(run()) == [0, 1, 2]
+
+
+def test_restricted_protocol_spec_parsing():
+    from pytriton_lite.exceptions import PyTritonError
+    from pytriton_lite.frontends.grpc import parse_restricted_protocols
+
+    assert parse_restricted_protocols(None) == {}
+    assert parse_restricted_protocols(["health,inference:K=v", "statistics:other=x:=y"]) == {
+        "health": ("triton-grpc-protocol-k", "v"),
+        "inference": ("triton-grpc-protocol-k", "v"),
+        "statistics": ("triton-grpc-protocol-other", "x:=y"),
+    }
+    for bad in ("statistics", "statistics:novalue", "bogus:k=v"):
+        with pytest.raises(PyTritonError):
+            parse_restricted_protocols(bad)

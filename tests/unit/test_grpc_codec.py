@@ -304,6 +304,15 @@ def test_parse_small_and_large_requests_match_protobuf():
         assert decoded.inputs["B"].tolist() == [b"x\x00y"]
 
 
+def test_parse_large_typed_only_request():
+    message = service_pb2.ModelInferRequest(model_name="m")
+    values = [b"item-%d\x00" % i for i in range(50_000)]
+    message.inputs.add(name="S", datatype="BYTES", shape=[len(values)]).contents.bytes_contents.extend(values)
+    parsed, raw = grpc_codec.parse_infer_request(message.SerializeToString())
+    assert raw is None and parsed == message
+    assert grpc_codec.decode_infer_request(parsed).inputs["S"].tolist() == values
+
+
 def test_parse_malformed_large_request_raises_protobuf_error():
     data = _raw_request(A=np.zeros(1 << 16, dtype=np.float32)).SerializeToString()
     with pytest.raises(Exception, match="(?i)error|pars|truncat"):
