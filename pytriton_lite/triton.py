@@ -12,6 +12,7 @@ import atexit
 import logging
 import os
 import re
+import secrets
 import signal
 import threading
 import time
@@ -83,7 +84,8 @@ class Triton:
             )
         self._policy = triton_lifecycle_policy
         self._cache_bytes = parse_cache_config(self._config.cache_config)
-        self._security = security_config or TritonSecurityConfig()
+        self._security = security_config or TritonSecurityConfig(restricted_endpoints=[])
+        self._apply_security(security_config)
         self._workspace = workspace  # accepted for compatibility; nothing is written to disk
         self._lock = threading.RLock()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -121,6 +123,28 @@ class Triton:
 
     def get_access_token(self) -> Optional[str]:
         return self._security.access_token
+
+    def _apply_security(self, security: Optional[TritonSecurityConfig]) -> None:
+        """Turn an explicit ``TritonSecurityConfig`` into Triton's restricted-API settings for both front ends.
+
+        Deliberate deviation: with no ``security_config`` nothing is restricted (PyTriton 0.7 protects statistics
+        and friends with a random token by default, which breaks perf_analyzer and stats scrapers). Passing
+        ``TritonSecurityConfig()`` gives PyTriton's default: the five endpoints protected, a generated token.
+        """
+        if security is None:
+            return
+        endpoints = (
+            DEFAULT_PROTECTED_ENDPOINTS if security.restricted_endpoints is None else security.restricted_endpoints
+        )
+        if not endpoints:
+            return
+        if security.access_token is None:
+            security.access_token = secrets.token_urlsafe(32)
+        spec = f"{','.join(endpoints)}:{TRITON_ACCESS_HEADER}={security.access_token}"
+        values = self._config.to_dict()
+        values.setdefault("http_restricted_api", spec)
+        values.setdefault("grpc_restricted_protocol", spec)
+        self._config = TritonConfig(**values)
 
     def bind(
         self,
@@ -193,6 +217,8 @@ class Triton:
 
     def serve(self, monitoring_period_s: float = 10.0) -> None:
         """Serve until ``stop()`` from another thread, SIGINT or SIGTERM (handled when on the main thread)."""
+        if self._stopped:  # stop() won the race with serve(): nothing to serve
+            return
         self.connect()
         previous = {}
         if threading.current_thread() is threading.main_thread():

@@ -155,6 +155,7 @@ class Batcher(BatchSink):
         level = self._level(item.inference_request.priority)
         policy = self.policies[level]
         if policy.max_queue_size and self.queued_per_level[level] >= policy.max_queue_size:
+            self.stats.record_failure(0, "REJECTED")  # Triton counts a full queue as a rejected request
             raise UnavailableError(f"Exceeds maximum queue size for model '{self.model.name}'")
         now = time.monotonic_ns()
         item.enqueue_ns = now
