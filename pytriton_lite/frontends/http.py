@@ -69,6 +69,7 @@ _JSON = (b"content-type", b"application/json")
 _SSE = (b"content-type", b"text/event-stream; charset=utf-8")
 _EMPTY_LENGTH = (b"content-length", b"0")
 _ACCEPT_ENCODING = (b"accept-encoding", b"gzip, deflate")
+_INFERENCE_HEADER = http_codec.INFERENCE_HEADER.encode()
 _NOT_FOUND = http_codec.encode_error("Not Found")
 _METHOD_NOT_ALLOWED = http_codec.encode_error("Method Not Allowed")
 
@@ -394,7 +395,7 @@ class HttpApp:
             body,
             model_name=name,
             model_version=version,
-            header_length=request.header(http_codec.INFERENCE_HEADER.encode()),
+            header_length=request.header(_INFERENCE_HEADER),
             content_encoding=encoding,
             model=model,
             max_input_size=self.max_input_size,
