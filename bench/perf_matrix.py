@@ -107,8 +107,15 @@ c.main()
 """
 SERVER_ORDER = ("lite", "ceiling", "pytriton")
 LABELS = {"lite": "lite", "ceiling": "ceiling", "pytriton": "PyTriton"}
-FIELDS = ("infer_per_s", "p50_ms", "p99_ms", "MiB_per_s_each_way", "avg_server_batch", "server_cpu_pct",
-          "loadgen_cpu_pct")
+FIELDS = (
+    "infer_per_s",
+    "p50_ms",
+    "p99_ms",
+    "MiB_per_s_each_way",
+    "avg_server_batch",
+    "server_cpu_pct",
+    "loadgen_cpu_pct",
+)
 
 
 def free_port() -> int:
@@ -128,7 +135,7 @@ def tree_pids(root: int) -> List[int]:
                 stat = f.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(entry))
     out, stack = [], [root]
     while stack:
@@ -186,8 +193,15 @@ class Server:
         self._log = open(self.log_path, "w")
         t0 = time.perf_counter()
         # own session: a leftover grandchild (tritonserver, stub processes) can still be found by our PID
-        self.proc = subprocess.Popen(self.argv(), stdout=self._log, stderr=subprocess.STDOUT, env=self.env,
-                                     cwd=REPO, start_new_session=True, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            self.argv(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=REPO,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + timeout_s
         while not self._ready():
             if self.proc.poll() is not None:
@@ -255,22 +269,30 @@ def make_servers(names: List[str], args: argparse.Namespace, out_dir: str) -> Li
         if name == "lite":
             servers.append(Server(name, [sys.executable, os.path.join(HERE, "lite_server.py")], env, log, all_models))
         elif name == "ceiling":
-            servers.append(Server(name, [sys.executable, "-c", CEILING_LAUNCHER, SHARED_BENCH], env, log,
-                                  ("identity_fp32",)))
+            servers.append(
+                Server(name, [sys.executable, "-c", CEILING_LAUNCHER, SHARED_BENCH], env, log, ("identity_fp32",))
+            )
         elif name == "pytriton":
             py = os.path.join(os.path.expanduser(args.pyt_venv), "bin", "python")
             if not os.path.exists(py):
                 print(f"# pytriton skipped: no {py} (see ../shared/bench/README.md to install it)")
                 continue
-            libdir = subprocess.run([py, "-c", "import sysconfig;print(sysconfig.get_config_var('LIBDIR'))"],
-                                    capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+            libdir = subprocess.run(
+                [py, "-c", "import sysconfig;print(sysconfig.get_config_var('LIBDIR'))"],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
+            ).stdout.strip()
             penv = dict(os.environ)  # its own venv: our PYTHONPATH must not leak into it
             penv.pop("PYTHONPATH", None)
             # the python-backend stub must load this interpreter's libpython first (README of ../shared/bench)
-            penv["LD_LIBRARY_PATH"] = libdir + (os.pathsep + penv["LD_LIBRARY_PATH"]
-                                                if penv.get("LD_LIBRARY_PATH") else "")
-            servers.append(Server(name, [py, os.path.join(SHARED_BENCH, "pytriton_peer_server.py")], penv, log,
-                                  all_models))
+            penv["LD_LIBRARY_PATH"] = libdir + (
+                os.pathsep + penv["LD_LIBRARY_PATH"] if penv.get("LD_LIBRARY_PATH") else ""
+            )
+            servers.append(
+                Server(name, [py, os.path.join(SHARED_BENCH, "pytriton_peer_server.py")], penv, log, all_models)
+            )
         else:
             raise SystemExit(f"unknown server {name!r} (choose from {', '.join(SERVER_ORDER)})")
     return servers
@@ -278,9 +300,28 @@ def make_servers(names: List[str], args: argparse.Namespace, out_dir: str) -> Li
 
 def run_case(server: Server, case: str, args: argparse.Namespace, raw_dir: str) -> Dict[str, str]:
     out = os.path.join(raw_dir, server.name, case)
-    cmd = ["bash", RUN_PERF, "-H", str(server.http_port), "-G", str(server.grpc_port), "-o", out,
-           "-l", server.name, "-c", f"^{case}$", "-s", str(server.proc.pid), "-p", args.pa,
-           "-w", str(args.window_ms), "-t", str(args.max_trials)]
+    cmd = [
+        "bash",
+        RUN_PERF,
+        "-H",
+        str(server.http_port),
+        "-G",
+        str(server.grpc_port),
+        "-o",
+        out,
+        "-l",
+        server.name,
+        "-c",
+        f"^{case}$",
+        "-s",
+        str(server.proc.pid),
+        "-p",
+        args.pa,
+        "-w",
+        str(args.window_ms),
+        "-t",
+        str(args.max_trials),
+    ]
     # run_perf.sh bounds each perf_analyzer attempt with `timeout 120`, two attempts at most
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -332,53 +373,77 @@ def summarise(rows: List[Dict[str, str]], servers: List[str], cases: List[str]) 
 def render_markdown(table: List[Dict[str, object]], servers: List[str]) -> str:
     short = {"lite": "L", "ceiling": "C", "pytriton": "P"}
     tag = "/".join(short[s] for s in servers)
-    head = ["case", f"infer/s {tag}", f"p50 ms {tag}", f"p99 ms {tag}", f"MiB/s {tag}", f"batch {tag}",
-            f"server CPU % {tag}"]
+    head = [
+        "case",
+        f"infer/s {tag}",
+        f"p50 ms {tag}",
+        f"p99 ms {tag}",
+        f"MiB/s {tag}",
+        f"batch {tag}",
+        f"server CPU % {tag}",
+    ]
     has_p, has_c = "pytriton" in servers, "ceiling" in servers
     if "lite" in servers and has_p:
         head += ["L/P infer/s", "L/P p50"]
     if "lite" in servers and has_c:
         head += ["L/C infer/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    specs = [("infer_per_s", 0), ("p50_ms", 2), ("p99_ms", 2), ("MiB_per_s_each_way", 1), ("avg_server_batch", 2),
-             ("server_cpu_pct", 0)]
+    specs = [
+        ("infer_per_s", 0),
+        ("p50_ms", 2),
+        ("p99_ms", 2),
+        ("MiB_per_s_each_way", 1),
+        ("avg_server_batch", 2),
+        ("server_cpu_pct", 0),
+    ]
     for e in table:
         cells = [str(e["case"])]
         for k, nd in specs:
             cells.append(" / ".join(fmt(e.get(f"{s}.{k}"), nd) for s in servers))  # type: ignore[arg-type]
         lite_ips, lite_p50 = e.get("lite.infer_per_s"), e.get("lite.p50_ms")
         if "lite" in servers and has_p:
-            cells += [ratio(lite_ips, e.get("pytriton.infer_per_s")),  # type: ignore[arg-type]
-                      ratio(lite_p50, e.get("pytriton.p50_ms"))]  # type: ignore[arg-type]
+            cells += [
+                ratio(lite_ips, e.get("pytriton.infer_per_s")),  # type: ignore[arg-type]
+                ratio(lite_p50, e.get("pytriton.p50_ms")),
+            ]  # type: ignore[arg-type]
         if "lite" in servers and has_c:
             cells.append(ratio(lite_ips, e.get("ceiling.infer_per_s")))  # type: ignore[arg-type]
         lines.append("| " + " | ".join(cells) + " |")
     names = {"L": "pytriton_lite", "C": "framework ceiling", "P": "PyTriton 0.7.0"}
     legend = ", ".join(f"{short[s]} = {names[short[s]]}" for s in servers)
     lines.append("")
-    lines.append(f"{legend}; – = not served (ceiling: identity only) or not stable. MiB/s is each way. "
-                 "batch = server Inference count / Execution count. server CPU % = the server's process tree, "
-                 "100 = one core.")
+    lines.append(
+        f"{legend}; – = not served (ceiling: identity only) or not stable. MiB/s is each way. "
+        "batch = server Inference count / Execution count. server CPU % = the server's process tree, "
+        "100 = one core."
+    )
     return "\n".join(lines)
 
 
 def render_servers(servers: List[Server]) -> str:
-    lines = ["| server | spawn→ready s | STARTUP_S (self) | stop s | idle RSS MiB (PSS) / processes | "
-             "RSS after load MiB (PSS) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| server | spawn→ready s | STARTUP_S (self) | stop s | idle RSS MiB (PSS) / processes | "
+        "RSS after load MiB (PSS) |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in servers:
         f = s.facts
         idle, load = f.get("idle") or {}, f.get("after_load") or {}
         stop = f.get("stop_s", "–")
         if f.get("stop_forced"):
             stop = f"{stop} (SIGKILL)"
-        lines.append(f"| {LABELS[s.name]} | {f.get('spawn_to_ready_s', '–')} | "
-                     f"{f.get('startup_s_self_reported') or '–'} | {stop} | "
-                     f"{idle.get('rss_mib', '–')} ({idle.get('pss_mib', '–')}) / {idle.get('processes', '–')} | "
-                     f"{load.get('rss_mib', '–')} ({load.get('pss_mib', '–')}) |")
+        lines.append(
+            f"| {LABELS[s.name]} | {f.get('spawn_to_ready_s', '–')} | "
+            f"{f.get('startup_s_self_reported') or '–'} | {stop} | "
+            f"{idle.get('rss_mib', '–')} ({idle.get('pss_mib', '–')}) / {idle.get('processes', '–')} | "
+            f"{load.get('rss_mib', '–')} ({load.get('pss_mib', '–')}) |"
+        )
     lines.append("")
-    lines.append("spawn→ready: from Popen of the script (interpreter start, imports, bind, run) to every model "
-                 "answering ready over HTTP and the gRPC port accepting; STARTUP_S: the script's own figure from "
-                 "the run() call; stop: SIGTERM to the last process of the tree gone; RSS summed over the tree.")
+    lines.append(
+        "spawn→ready: from Popen of the script (interpreter start, imports, bind, run) to every model "
+        "answering ready over HTTP and the gRPC port accepting; STARTUP_S: the script's own figure from "
+        "the run() call; stop: SIGTERM to the last process of the tree gone; RSS summed over the tree."
+    )
     return "\n".join(lines)
 
 
@@ -391,8 +456,10 @@ def machine() -> str:
         pass
     with open("/proc/meminfo") as f:
         mem = int(f.readline().split()[1]) // 1024
-    return (f"{os.cpu_count()} CPUs ({model}), {mem} MiB RAM, Python {sys.version.split()[0]}, "
-            f"load average at start {os.getloadavg()[0]:.2f}")
+    return (
+        f"{os.cpu_count()} CPUs ({model}), {mem} MiB RAM, Python {sys.version.split()[0]}, "
+        f"load average at start {os.getloadavg()[0]:.2f}"
+    )
 
 
 def run_side_bench(script: str, extra: List[str], out_dir: str) -> str:
@@ -434,8 +501,11 @@ def main() -> int:
     os.makedirs(raw_dir, exist_ok=True)
     started_at = time.strftime("%Y-%m-%d %H:%M:%S")
     mach = machine()
-    print(f"# {mach}\n# cases: {len(cases)}  window {args.window_ms} ms  trials {args.max_trials}  "
-          f"rounds {args.rounds}  out {out_dir}", flush=True)
+    print(
+        f"# {mach}\n# cases: {len(cases)}  window {args.window_ms} ms  trials {args.max_trials}  "
+        f"rounds {args.rounds}  out {out_dir}",
+        flush=True,
+    )
 
     servers = make_servers([s for s in SERVER_ORDER if s in wanted], args, out_dir)
     rows: List[Dict[str, str]] = []
@@ -452,13 +522,18 @@ def main() -> int:
                     if model_of[case] not in s.models:
                         continue
                     row = run_case(s, case, args, os.path.join(raw_dir, f"round{rnd}"))
-                    row.update({"server": s.name, "case": case, "round": str(rnd)})
+                    row.update(
+                        {"server": s.name, "case": case, "round": str(rnd), "load1": f"{os.getloadavg()[0]:.2f}"}
+                    )  # other jobs on the machine = noise
                     rows.append(row)
-                    print(f"{case:<22} {s.name:<9} infer/s {row.get('infer_per_s') or '-':>9}  "
-                          f"p50 {row.get('p50_ms') or '-':>7} ms  p99 {row.get('p99_ms') or '-':>7} ms  "
-                          f"batch {row.get('avg_server_batch') or '-':>5}  "
-                          f"srv cpu {row.get('server_cpu_pct') or '-':>5}%"
-                          f"  [{row.get('stable')}]  load {os.getloadavg()[0]:.1f}", flush=True)
+                    print(
+                        f"{case:<22} {s.name:<9} infer/s {row.get('infer_per_s') or '-':>9}  "
+                        f"p50 {row.get('p50_ms') or '-':>7} ms  p99 {row.get('p99_ms') or '-':>7} ms  "
+                        f"batch {row.get('avg_server_batch') or '-':>5}  "
+                        f"srv cpu {row.get('server_cpu_pct') or '-':>5}%"
+                        f"  [{row.get('stable')}]  load {row['load1']}",
+                        flush=True,
+                    )
     finally:
         for s in servers:
             s.stop()
@@ -468,16 +543,18 @@ def main() -> int:
     table = summarise(rows, names, cases)
     md = render_markdown(table, names)
     srv_md = render_servers(servers)
-    cols = ["round", "server", "case"] + [k for k in (rows[0].keys() if rows else []) if k not in
-                                         ("round", "server", "case")]
+    first = ["round", "server", "case", "load1"]
+    cols = first + [k for k in (rows[0].keys() if rows else []) if k not in first]
     with open(os.path.join(out_dir, "matrix.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     cmdline = "python bench/perf_matrix.py " + " ".join(sys.argv[1:])
-    header = (f"Run {started_at}, `{cmdline}`, {len(cases)} cases × {len(names)} servers, "
-              f"{args.rounds} round(s), window {args.window_ms} ms, {elapsed / 60:.1f} min.\n"
-              f"Machine: {mach}; load average at end {os.getloadavg()[0]:.2f}.\n")
+    header = (
+        f"Run {started_at}, `{cmdline}`, {len(cases)} cases × {len(names)} servers, "
+        f"{args.rounds} round(s), window {args.window_ms} ms, {elapsed / 60:.1f} min.\n"
+        f"Machine: {mach}; load average at end {os.getloadavg()[0]:.2f}.\n"
+    )
     with open(os.path.join(out_dir, "matrix.md"), "w") as f:
         f.write(header + "\n" + md + "\n")
     with open(os.path.join(out_dir, "servers.md"), "w") as f:

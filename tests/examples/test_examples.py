@@ -52,6 +52,20 @@ SERVER_CLIENT_EXAMPLES = [
 SINGLE_SCRIPT_EXAMPLES = {"background_mode": "add_sub_background.py"}
 
 
+class StreamingClient(NamedTuple):
+    example: str
+    script: str  # a Python client in the example's directory; streams need gRPC, so it gets the grpc:// URL
+
+
+# Decoupled (streaming) examples: their Python clients are gRPC only, their curl clients use HTTP generate_stream.
+STREAMING_CLIENTS = [
+    StreamingClient("streaming_text", "client.py"),
+    StreamingClient("streaming_text", "client_tritonclient.py"),
+    StreamingClient("vllm_style", "client.py"),
+]
+STREAMING_CURL_EXAMPLES = ["streaming_text", "vllm_style"]
+
+
 def _env() -> Dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
@@ -111,14 +125,19 @@ class ServerProcess:
         return f"grpc://127.0.0.1:{self.grpc_port}"
 
     def wait_ready(self) -> None:
-        """Poll /v2/health/ready until 200, the process exits, or READY_TIMEOUT_S passes."""
+        """Poll /v2/health/ready until 200 and serve() has started, the process exits, or READY_TIMEOUT_S passes.
+
+        Health alone is not enough: the server is ready (no models yet) as soon as `with Triton()` starts it, before
+        bind(); a client without a readiness wait of its own (curl) would get 404. serve() logs SERVING_MARKER
+        after every bind().
+        """
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"server exited with {self.proc.returncode} before it was ready:\n{self._tail()}")
             try:
                 with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as response:
-                    if response.status == 200:
+                    if response.status == 200 and self.serving.is_set():
                         return
             except (urllib.error.URLError, OSError):
                 pass
@@ -227,13 +246,96 @@ def test_add_sub_with_curl(example_server) -> None:
     assert server.interrupt_and_wait() == 0, server.output
 
 
+# --- streaming (decoupled) examples -----------------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("client", STREAMING_CLIENTS, ids=[f"{c.example}-{c.script}" for c in STREAMING_CLIENTS])
+def test_streaming_example(client: StreamingClient, example_server) -> None:
+    server = example_server(client.example)
+
+    example_dir = EXAMPLES_DIR / client.example
+    result = _run_script(example_dir, client.script, "--url", server.grpc_url, "--init-timeout-s", "30")
+
+    assert result.returncode == 0, (
+        f"{client.script} failed with {result.returncode}\n--- client stdout:\n{result.stdout}\n--- client stderr:\n"
+        f"{result.stderr}\n--- server output:\n{server.output}"
+    )
+    assert "OK" in result.stderr + result.stdout  # the client got to its last line
+    returncode = server.interrupt_and_wait()
+    assert returncode == 0, f"server exited with {returncode} after SIGINT:\n{server.output}"
+    assert "Traceback" not in server.output, server.output
+
+
+def _sse_events(stdout: str) -> List[dict]:
+    """The JSON payloads of the `data: {...}` lines a curl client printed."""
+    return [json.loads(line[len("data: "):]) for line in stdout.splitlines() if line.startswith("data: ")]
+
+
+def _run_curl_client(name: str, server: ServerProcess) -> subprocess.CompletedProcess:
+    result = subprocess.run(  # noqa: S603
+        ["bash", "client_curl.sh", server.http_url], cwd=EXAMPLES_DIR / name, capture_output=True, text=True,
+        timeout=CLIENT_TIMEOUT_S,
+    )
+    assert result.returncode == 0, f"curl client failed:\n{result.stdout}\n{result.stderr}\n{server.output}"
+    return result
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_streaming_text_with_curl(example_server) -> None:
+    server = example_server("streaming_text")
+
+    result = _run_curl_client("streaming_text", server)
+
+    # Checked here too, independently of the script's own check: one SSE event per word, in order.
+    events = _sse_events(result.stdout)
+    expected = "how I wonder what you are up above the world so high like a diamond in the sky".split()
+    assert [event["token"] for event in events] == expected
+    assert all(event["id"] == "curl-1" and event["model_name"] == "FakeLLM" for event in events)
+    assert server.interrupt_and_wait() == 0, server.output
+    assert "Traceback" not in server.output, server.output
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_vllm_style_with_curl(example_server) -> None:
+    server = example_server("vllm_style")
+
+    result = _run_curl_client("vllm_style", server)
+
+    answer = json.loads(result.stdout.splitlines()[0])  # /generate: one plain JSON object
+    assert answer == {"model_name": "vllm_style", "model_version": "1", "text": "Once upon a time lorem ipsum dolor"}
+    assert [event["text"] for event in _sse_events(result.stdout)] == [
+        "Once upon a time lorem",
+        "Once upon a time lorem ipsum",
+        "Once upon a time lorem ipsum dolor",
+    ]
+    # /generate needs exactly one response: asking this model to stream there is a 400, and the server carries on.
+    body = json.dumps({"prompt": "x", "max_tokens": 2, "stream": True}).encode()
+    request = urllib.request.Request(f"{server.http_url}/v2/models/vllm_style/generate", data=body, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=30)  # noqa: S310 - our own server on 127.0.0.1
+    assert error.value.code == 400
+    assert "exactly 1 response" in json.loads(error.value.read())["error"]
+    _run_curl_client("vllm_style", server)
+    assert server.interrupt_and_wait() == 0, server.output
+    assert "Traceback" not in server.output, server.output
+
+
 def test_every_example_is_exercised() -> None:
     """A new examples/ directory must be added to the lists above (and have a README)."""
     directories = {p.name for p in EXAMPLES_DIR.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))}
     covered = {e.name for e in SERVER_CLIENT_EXAMPLES} | set(SINGLE_SCRIPT_EXAMPLES)
+    covered |= {c.example for c in STREAMING_CLIENTS} | set(STREAMING_CURL_EXAMPLES)
     assert directories == covered
     for name in directories:
         assert (EXAMPLES_DIR / name / "README.md").is_file(), f"examples/{name} has no README.md"
     for example in SERVER_CLIENT_EXAMPLES:
         assert (EXAMPLES_DIR / example.name / "server.py").is_file()
         assert (EXAMPLES_DIR / example.name / "client.py").is_file()
+    for client in STREAMING_CLIENTS:
+        assert (EXAMPLES_DIR / client.example / "server.py").is_file()
+        assert (EXAMPLES_DIR / client.example / client.script).is_file()
+    for name in STREAMING_CURL_EXAMPLES:
+        assert (EXAMPLES_DIR / name / "client_curl.sh").is_file()
