@@ -38,7 +38,7 @@ REPO = os.path.dirname(HERE)
 SHARED_BENCH = os.path.abspath(os.path.join(REPO, "..", "shared", "bench"))
 RUN_PERF = os.path.join(SHARED_BENCH, "run_perf.sh")
 
-# name, model, protocol, bytes per request one way (same matrix as run_perf.sh; it owns shapes/concurrency)
+# name, model, bytes per request one way (the case names of run_perf.sh, which owns shapes/protocol/concurrency)
 CASES = [
     ("a_id16_http_c1", "identity_fp32", 64),
     ("a_id16_http_c8", "identity_fp32", 64),
@@ -210,8 +210,13 @@ class Server:
                 raise RuntimeError(f"{self.name} not ready after {timeout_s} s; see {self.log_path}")
             time.sleep(0.05)
         self.facts["spawn_to_ready_s"] = round(time.perf_counter() - t0, 3)
-        with open(self.log_path) as f:
-            m = re.search(r"STARTUP_S ([\d.]+)", f.read())
+        m = None
+        while self.name != "ceiling" and time.monotonic() < deadline:  # the script prints after its own poll
+            with open(self.log_path) as f:
+                m = re.search(r"STARTUP_S ([\d.]+)", f.read())
+            if m:
+                break
+            time.sleep(0.05)
         self.facts["startup_s_self_reported"] = float(m.group(1)) if m else None
         time.sleep(1.0)  # settle before the idle memory sample
         self.facts["idle"] = tree_memory_mib(self.proc.pid)
@@ -232,7 +237,14 @@ class Server:
         return True
 
     def stop(self, timeout_s: float = 60.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is not None:  # died early: take down what it left in its session (tritonserver, stubs)
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self._log.close()
             return
         self.facts["after_load"] = tree_memory_mib(self.proc.pid)
         pids = tree_pids(self.proc.pid)
@@ -362,7 +374,10 @@ def summarise(rows: List[Dict[str, str]], servers: List[str], cases: List[str]) 
         entry: Dict[str, object] = {"case": case}
         for s in servers:
             mine = [r for r in rows if r["case"] == case and r["server"] == s]
-            for k in FIELDS:
+            for r in mine:  # CPU time per inference: less sensitive than infer/s to the load generator's share
+                cpu, ips = num(r.get("server_cpu_pct")), num(r.get("infer_per_s"))
+                r["cpu_us_per_inf"] = str(cpu * 1e4 / ips) if cpu is not None and ips else ""
+            for k in FIELDS + ("cpu_us_per_inf",):
                 vals = [num(r.get(k)) for r in mine]
                 vals = [v for v in vals if v is not None]
                 entry[f"{s}.{k}"] = statistics.median(vals) if vals else None
@@ -381,6 +396,7 @@ def render_markdown(table: List[Dict[str, object]], servers: List[str]) -> str:
         f"MiB/s {tag}",
         f"batch {tag}",
         f"server CPU % {tag}",
+        f"CPU µs/inf {tag}",
     ]
     has_p, has_c = "pytriton" in servers, "ceiling" in servers
     if "lite" in servers and has_p:
@@ -395,6 +411,7 @@ def render_markdown(table: List[Dict[str, object]], servers: List[str]) -> str:
         ("MiB_per_s_each_way", 1),
         ("avg_server_batch", 2),
         ("server_cpu_pct", 0),
+        ("cpu_us_per_inf", 0),
     ]
     for e in table:
         cells = [str(e["case"])]
@@ -415,7 +432,7 @@ def render_markdown(table: List[Dict[str, object]], servers: List[str]) -> str:
     lines.append(
         f"{legend}; – = not served (ceiling: identity only) or not stable. MiB/s is each way. "
         "batch = server Inference count / Execution count. server CPU % = the server's process tree, "
-        "100 = one core."
+        "100 = one core; CPU µs/inf = server CPU time per inference."
     )
     return "\n".join(lines)
 
@@ -475,6 +492,24 @@ def run_side_bench(script: str, extra: List[str], out_dir: str) -> str:
     return f"`python bench/{script} {' '.join(extra)}`\n\n```\n{text.strip()}\n```\n"
 
 
+def render_only(out_dir: str) -> int:
+    """Rebuild matrix.md from a finished run's matrix.csv (keeps its header lines)."""
+    with open(os.path.join(out_dir, "matrix.csv")) as f:
+        rows = list(csv.DictReader(f))
+    names = [s for s in SERVER_ORDER if any(r["server"] == s for r in rows)]
+    cases = [c for c, _, _ in CASES if any(r["case"] == c for r in rows)]
+    md_path = os.path.join(out_dir, "matrix.md")
+    header = ""
+    if os.path.exists(md_path):
+        with open(md_path) as f:
+            header = "".join(line for line in f if line.startswith(("Run ", "Machine: ")))
+    md = render_markdown(summarise(rows, names, cases), names)
+    with open(md_path, "w") as f:
+        f.write(header + "\n" + md + "\n")
+    print(header + "\n" + md)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--servers", default="lite,ceiling,pytriton")
@@ -488,7 +523,10 @@ def main() -> int:
     default_pa = os.environ.get("PERF_ANALYZER", os.path.expanduser("~/.venvs/pa/bin/perf_analyzer"))
     ap.add_argument("--pa", default=default_pa)
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--render", metavar="DIR", help="only rewrite DIR/matrix.md from DIR/matrix.csv (no run)")
     args = ap.parse_args()
+    if args.render:
+        return render_only(args.render)
     if args.quick:
         args.cases = QUICK_CASES if args.cases == "." else args.cases
         args.window_ms, args.max_trials = min(args.window_ms, 1000), min(args.max_trials, 4)
@@ -511,9 +549,18 @@ def main() -> int:
     rows: List[Dict[str, str]] = []
     t_start = time.monotonic()
     try:
-        for s in servers:
+        for s in list(servers):
             print(f"# starting {s.name} (http {s.http_port} grpc {s.grpc_port})", flush=True)
-            s.start()
+            try:
+                s.start()
+            except RuntimeError as exc:
+                if s.name != "pytriton":
+                    raise
+                # the optional peer: measure the others rather than nothing
+                print(f"# pytriton skipped: {exc}", flush=True)
+                s.stop()
+                servers.remove(s)
+                continue
             print(f"#   ready in {s.facts['spawn_to_ready_s']} s, idle {s.facts['idle']}", flush=True)
         model_of = {c: m for c, m, _ in CASES}
         for rnd in range(1, args.rounds + 1):
