@@ -53,8 +53,20 @@ def is_bytes_dtype(dtype: Any) -> bool:
         return False
 
 
+_NAME_CACHE: Dict[np.dtype, str] = {}
+
+
 def to_triton_dtype(dtype: Any) -> str:
     """numpy dtype (any spelling) -> Triton wire name such as ``"FP32"`` or ``"BYTES"``."""
+    if isinstance(dtype, np.dtype):  # the per-request case: a dict hit instead of several conversions
+        cached = _NAME_CACHE.get(dtype)
+        if cached is None:
+            cached = _NAME_CACHE[dtype] = _to_triton_dtype(dtype)
+        return cached
+    return _to_triton_dtype(dtype)
+
+
+def _to_triton_dtype(dtype: Any) -> str:
     if is_bytes_dtype(dtype):
         return "BYTES"
     if isinstance(dtype, str) and dtype.upper() in _TRITON_TO_NP:

@@ -44,6 +44,7 @@ class Pending:
         "reject_on_timeout",
         "state",
         "seq",
+        "is_gone",
     )
 
     def __init__(
@@ -54,6 +55,7 @@ class Pending:
         key: Tuple[Any, ...],
         future: Optional[asyncio.Future] = None,
         stream: Optional[asyncio.Queue] = None,
+        is_gone: Optional[Callable[[], bool]] = None,
     ) -> None:
         self.request = request
         self.inference_request = inference_request
@@ -67,9 +69,12 @@ class Pending:
         self.reject_on_timeout = True
         self.state = QUEUED
         self.seq = 0
+        self.is_gone = is_gone  # a transport's cheap "client disconnected?" probe, polled at dispatch
 
     def gone(self) -> bool:
         """True when nobody waits for this request any more (client disconnected or cancelled)."""
+        if self.is_gone is not None and self.is_gone():
+            return True
         if self.future is not None:
             return self.future.done()
         return self.closed

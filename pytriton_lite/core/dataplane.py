@@ -115,8 +115,11 @@ class DataPlane:
             raise UnavailableError(f"Server is not accepting requests: model '{model.name}' is not ready")
         return model
 
-    async def infer(self, request: InferenceRequest) -> InferenceResponse:
-        """One request, one response. Cancelling the awaiting task drops the request if still queued."""
+    async def infer(
+        self, request: InferenceRequest, is_gone: Optional[Callable[[], bool]] = None
+    ) -> InferenceResponse:
+        """One request, one response. Cancelling the awaiting task drops the request if still queued; so does
+        ``is_gone()`` turning True (a transport's probe for a disconnected client, checked at dispatch)."""
         model = self._admit(request)
         if model.decoupled:
             raise UnsupportedError(DECOUPLED_ON_INFER)
@@ -133,7 +136,7 @@ class DataPlane:
             stats.cache_miss.add(time.monotonic_ns() - started)
         future = self.loop.create_future()
         self.batchers[(model.name, model.version)].submit(
-            Pending(callable_request, request, batch_size, key, future=future)
+            Pending(callable_request, request, batch_size, key, future=future, is_gone=is_gone)
         )
         response = await future
         if cache_key is not None and self.cache is not None:

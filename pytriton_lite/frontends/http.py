@@ -402,15 +402,21 @@ class HttpApp:
         )
         if self._forward is not None:
             self._forwarded(request, infer_request.parameters)
-        watch = _DisconnectWatch(request.receive, f"infer request for model '{name}'")
-        try:
-            response = await self.dataplane.infer(infer_request)
-        except asyncio.CancelledError:
-            if watch.absorb():
-                return
-            raise
-        finally:
-            watch.stop()
+        # uvicorn's request cycle flags a lost connection: polling that flag when the batcher dispatches drops
+        # requests of departed clients without a watcher task per request (~5 % of the loop's time at c=32)
+        cycle = getattr(request.receive, "__self__", None)
+        if cycle is not None and isinstance(getattr(cycle, "disconnected", None), bool):
+            response = await self.dataplane.infer(infer_request, is_gone=lambda: cycle.disconnected)
+        else:
+            watch = _DisconnectWatch(request.receive, f"infer request for model '{name}'")
+            try:
+                response = await self.dataplane.infer(infer_request)
+            except asyncio.CancelledError:
+                if watch.absorb():
+                    return
+                raise
+            finally:
+                watch.stop()
         encoded = http_codec.encode_infer_response(
             response, options, accept_encoding=request.header(b"accept-encoding")
         )
@@ -419,6 +425,8 @@ class HttpApp:
         send = request.send
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         chunks = encoded.chunks
+        if len(chunks) > 1 and encoded.content_length <= 65536:
+            chunks = [b"".join(chunks)]  # one write for small bodies; large ones go out from the array buffers
         for chunk in chunks[:-1]:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": chunks[-1] if chunks else b""})
