@@ -48,7 +48,6 @@ class ModelStats:
     batch_stats: Dict[int, BatchStats] = field(default_factory=dict)
     failures: Dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAILURE_REASONS, 0))
     pending: int = 0
-    queue_size: int = 0
     batch_size_histogram: Dict[int, int] = field(default_factory=dict)
 
     def record_execution(self, batch_size: int, requests: int, input_ns: int, infer_ns: int, output_ns: int) -> None:
