@@ -296,8 +296,8 @@ class Batcher(BatchSink):
     def batch_done(
         self, instance: Instance, batch: Batch, results: Optional[list], error: Optional[BaseException]
     ) -> None:
-        instance.busy = False
-        self.free.append(instance)
+        if not batch.released:  # a concurrent stream gave its instance back when it started
+            self.instance_free(instance, batch)
         self.in_flight -= 1
         end = time.monotonic_ns()
         if error is None:
@@ -326,6 +326,14 @@ class Batcher(BatchSink):
             self._schedule()
         elif self.idle():
             self._wake_idle()
+
+    def instance_free(self, instance: Instance, batch: Batch) -> None:
+        """``instance`` may take the next batch (its current one finished, or streams on without it)."""
+        batch.released = True
+        instance.busy = False
+        self.free.append(instance)
+        if batch.end_ns == 0 and self.queued:  # released early: the stream goes on, schedule the next batch now
+            self._schedule()
 
     def stream_item(self, instance: Instance, batch: Batch, results: list) -> None:
         model = self.model

@@ -27,7 +27,9 @@ _STOP = object()
 class Batch:
     """A dispatched batch: the pending items, their callable Requests and per-phase timestamps (ns)."""
 
-    __slots__ = ("items", "requests", "size", "start_ns", "infer_start_ns", "infer_end_ns", "end_ns", "cancelled")
+    __slots__ = (
+        "items", "requests", "size", "start_ns", "infer_start_ns", "infer_end_ns", "end_ns", "cancelled", "released"
+    )
 
     def __init__(self, items: List[Any], requests: List[Request], size: int) -> None:
         self.items = items
@@ -38,6 +40,7 @@ class Batch:
         self.infer_end_ns = 0
         self.end_ns = 0
         self.cancelled = False  # set by the loop when every stream consumer of a decoupled batch is gone
+        self.released = False  # the instance was handed back before the batch finished (concurrent streams)
 
 
 class BatchSink:
@@ -49,6 +52,9 @@ class BatchSink:
         raise NotImplementedError
 
     def stream_item(self, instance: Instance, batch: Batch, results: list) -> None:
+        raise NotImplementedError
+
+    def instance_free(self, instance: Instance, batch: Batch) -> None:
         raise NotImplementedError
 
 
@@ -79,6 +85,7 @@ class Instance:
         self.busy = False
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._aloop: Optional[asyncio.AbstractEventLoop] = None
+        self._stream_loop: Optional[asyncio.AbstractEventLoop] = None  # async-generator streams, concurrently
         self._thread = threading.Thread(
             target=self._run, name=f"pytriton_lite-{model.name}-{model.version}-{index}", daemon=True
         )
@@ -115,6 +122,8 @@ class Instance:
         finally:
             if self._aloop is not None:
                 self._aloop.close()
+            if self._stream_loop is not None:
+                self._stream_loop.call_soon_threadsafe(self._stream_loop.stop)
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
         try:
@@ -169,7 +178,12 @@ class Instance:
             if inspect.isawaitable(out):
                 out = self._await(out)
             if inspect.isasyncgen(out):
-                self._await(self._pump_async(out, batch))
+                # Like Triton's decoupled execute, an async generator does not hold its instance: it streams on
+                # the instance's stream loop, concurrently with the streams started after it.
+                # instance_free is posted first so the loop sees it before anything this stream reports
+                self._post(self.sink.instance_free, self, batch)
+                asyncio.run_coroutine_threadsafe(self._stream_concurrently(out, batch), self._streams())
+                return
             elif inspect.isgenerator(out) or isinstance(out, (map, filter)) or hasattr(out, "__next__"):
                 try:
                     for item in out:
@@ -183,6 +197,24 @@ class Instance:
             elif out is not None:
                 self._emit(out, batch)
         except BaseException as exc:  # noqa: BLE001
+            error = self._fail(exc)
+        batch.infer_end_ns = batch.end_ns = time.monotonic_ns()
+        self._post(self.sink.batch_done, self, batch, None, error)
+
+    def _streams(self) -> asyncio.AbstractEventLoop:
+        if self._stream_loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(
+                target=loop.run_forever, name=f"{self._thread.name}-streams", daemon=True
+            ).start()
+            self._stream_loop = loop
+        return self._stream_loop
+
+    async def _stream_concurrently(self, agen: Any, batch: Batch) -> None:
+        error: Optional[BaseException] = None
+        try:
+            await self._pump_async(agen, batch)
+        except BaseException as exc:  # noqa: BLE001 - fails only this stream's batch
             error = self._fail(exc)
         batch.infer_end_ns = batch.end_ns = time.monotonic_ns()
         self._post(self.sink.batch_done, self, batch, None, error)

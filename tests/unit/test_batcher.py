@@ -403,3 +403,59 @@ def test_preserve_ordering_holds_later_responses_until_earlier_ones_finish(loop)
 
     assert float(run(loop, scenario()).outputs["y"][0, 0]) == 1.0
     dp.stop_models()
+
+
+def test_async_generator_streams_run_concurrently_on_one_instance(loop):
+    """Like Triton's decoupled execute: stream A can only finish once stream B has started on the same instance."""
+    state = {}
+
+    async def gen(requests):
+        events = state.setdefault("b_started", asyncio.Event())  # created on the instance's stream loop
+        if float(requests[0]["x"][0, 0]) == 0.0:  # stream A
+            yield [{"y": r["x"]} for r in requests]
+            await asyncio.wait_for(events.wait(), 5)  # deadlocks if streams were served one at a time
+            yield [{"y": r["x"] + 10} for r in requests]
+        else:  # stream B
+            events.set()
+            yield [{"y": r["x"]} for r in requests]
+
+    dp = make(loop, gen, ModelConfig(decoupled=True, max_batch_size=1))
+
+    async def scenario():
+        async def collect(value):
+            request = InferenceRequest("m", inputs={"x": np.full((1, 2), value, np.float32)})
+            return [float(r.outputs["y"][0, 0]) async for r in dp.infer_stream(request)]
+
+        return await asyncio.gather(collect(0.0), collect(1.0))
+
+    assert run(loop, scenario()) == [[0.0, 10.0], [1.0]]
+    stats = dp.stats_for(dp.get_model("m"))
+    assert stats.success.count == 2 and dp.batcher_for(dp.get_model("m")).idle()
+    dp.stop_models()
+
+
+def test_async_generator_stream_error_fails_only_its_request(loop):
+    async def gen(requests):
+        if float(requests[0]["x"][0, 0]) == 0.0:
+            yield [{"y": r["x"]} for r in requests]
+            raise ZeroDivisionError("division by zero")
+        yield [{"y": r["x"]} for r in requests]
+
+    dp = make(loop, gen, ModelConfig(decoupled=True, max_batch_size=1))
+
+    async def collect(value):
+        got = []
+        request = InferenceRequest("m", inputs={"x": np.full((1, 2), value, np.float32)})
+        try:
+            async for response in dp.infer_stream(request):
+                got.append(float(response.outputs["y"][0, 0]))
+        except ModelExecutionError as exc:
+            got.append(str(exc))
+        return got
+
+    async def scenario():
+        return await asyncio.gather(collect(0.0), collect(1.0))
+
+    first, second = run(loop, scenario())
+    assert first[0] == 0.0 and "division by zero" in first[1] and second == [1.0]
+    dp.stop_models()
