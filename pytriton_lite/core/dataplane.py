@@ -99,14 +99,6 @@ class DataPlane:
     def model_ready(self, name: str, version: str = "") -> bool:
         return self.registry.get(name, version).ready and self.accepting
 
-    def statistics(self, name: Optional[str] = None, version: str = "") -> List[Tuple[Model, ModelStats]]:
-        """(model, stats) pairs: all ready models, or the one asked for."""
-        if name:
-            models = [self.registry.get(name, version)]
-        else:
-            models = [m for m in self.registry.models() if m.ready]
-        return [(m, self.stats[(m.name, m.version)]) for m in models]
-
     # --- inference -------------------------------------------------------------------------------------
 
     def _admit(self, request: InferenceRequest) -> Model:

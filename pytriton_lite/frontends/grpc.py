@@ -22,8 +22,8 @@ from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Set, Tupl
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from pytriton_lite.exceptions import InvalidArgumentError, ModelNotFoundError, PyTritonError, UnsupportedError
-from pytriton_lite.protocol import grpc_codec, model_json
+from pytriton_lite.exceptions import PyTritonError, UnsupportedError
+from pytriton_lite.protocol import grpc_codec, model_json, stats_json
 from pytriton_lite.types import InferenceRequest
 
 LOGGER = logging.getLogger("pytriton_lite.grpc")
@@ -199,15 +199,9 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         if self._restricted:
             await self._check_access("ModelStatistics", context)
         try:
-            try:
-                statistics = self._dataplane.statistics(request.name or None, request.version)
-            except ModelNotFoundError:  # Triton answers INVALID_ARG here, unlike the other model RPCs
-                if request.version:
-                    raise InvalidArgumentError(
-                        f"requested model version is not available for model '{request.name}'"
-                    ) from None
-                raise InvalidArgumentError(f"requested model '{request.name}' is not available") from None
-            return grpc_codec.model_statistics_response(model_json.statistics_json(statistics))
+            # Triton's selection and INVALID_ARG errors, shared with the HTTP stats route
+            pairs = stats_json.collect(self._dataplane, request.name or None, request.version)
+            return stats_json.statistics_proto(pairs)
         except Exception as exc:  # noqa: BLE001
             await self._fail(context, exc)
 

@@ -13,7 +13,6 @@ import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-from google.protobuf import json_format
 from tritonclient.grpc import service_pb2
 
 from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
@@ -35,7 +34,6 @@ __all__ = [
     "stream_empty_final_response",
     "server_metadata_response",
     "model_metadata_response",
-    "model_statistics_response",
     "repository_index_response",
     "forwarded_parameters",
 ]
@@ -488,64 +486,6 @@ def model_metadata_response(metadata: Mapping[str, Any]) -> Any:
     for key, target in (("inputs", response.inputs), ("outputs", response.outputs)):
         for tensor in metadata.get(key, ()):
             target.add(name=tensor["name"], datatype=tensor["datatype"], shape=[int(d) for d in tensor["shape"]])
-    return response
-
-
-_STAT_DURATIONS = (
-    "success",
-    "fail",
-    "queue",
-    "compute_input",
-    "compute_infer",
-    "compute_output",
-    "cache_hit",
-    "cache_miss",
-)
-_BATCH_DURATIONS = ("compute_input", "compute_infer", "compute_output")
-
-
-def _set_duration(target: Any, duration: Any) -> None:
-    target.count = int(duration.count)
-    target.ns = int(duration.ns)
-
-
-def _add_model_stats(response: Any, model: Any, stats: Any) -> None:
-    """One (core Model, core ModelStats) pair -> a ModelStatistics entry (duck-typed, no core import)."""
-    entry = response.model_stats.add(
-        name=model.name,
-        version=str(model.version),
-        last_inference=int(stats.last_inference),
-        inference_count=int(stats.inference_count),
-        execution_count=int(stats.execution_count),
-    )
-    for name in _STAT_DURATIONS:
-        _set_duration(getattr(entry.inference_stats, name), getattr(stats, name))
-    batch_stats = getattr(stats, "batch_stats", None) or {}
-    for batch_size in sorted(batch_stats):
-        per = batch_stats[batch_size]
-        target = entry.batch_stats.add(batch_size=int(batch_size))
-        for name in _BATCH_DURATIONS:
-            _set_duration(getattr(target, name), getattr(per, name))
-
-
-def model_statistics_response(statistics: Any) -> Any:
-    """Statistics -> ModelStatisticsResponse.
-
-    Accepts Triton's JSON shape (``{"model_stats": [...]}`` or that list; int64 fields as numbers or
-    strings) or the core's ``[(model, stats), ...]`` pairs.
-    """
-    if isinstance(statistics, service_pb2.ModelStatisticsResponse):
-        return statistics
-    if isinstance(statistics, Mapping):
-        return json_format.ParseDict(statistics, service_pb2.ModelStatisticsResponse(), ignore_unknown_fields=True)
-    items = list(statistics)
-    if all(isinstance(item, Mapping) for item in items):
-        return json_format.ParseDict(
-            {"model_stats": items}, service_pb2.ModelStatisticsResponse(), ignore_unknown_fields=True
-        )
-    response = service_pb2.ModelStatisticsResponse()
-    for model, stats in items:
-        _add_model_stats(response, model, stats)
     return response
 
 

@@ -16,7 +16,6 @@ from google.protobuf.message import Message
 from tritonclient.grpc import model_config_pb2
 
 from pytriton_lite.model_config import to_triton_dtype
-from pytriton_lite.protocol import stats_json
 
 __all__ = [
     "SERVER_VERSION",
@@ -27,7 +26,6 @@ __all__ = [
     "model_metadata",
     "repository_index",
     "server_metadata",
-    "statistics_json",
 ]
 
 SERVER_VERSION = "2.73.0"  # the Triton protocol release this server follows
@@ -181,14 +179,3 @@ def repository_index(models: Iterable[Any]) -> List[Dict[str, Any]]:
             entry["reason"] = reason
         entries.append(entry)
     return entries
-
-
-def statistics_json(stats: Any) -> Any:
-    """Statistics -> Triton's JSON: core ``(model, stats)`` pairs (``DataPlane.statistics``), a proto, or a dict."""
-    if isinstance(stats, Message):
-        return message_to_dict(stats)
-    if isinstance(stats, (list, tuple)) and all(isinstance(p, tuple) and len(p) == 2 for p in stats):
-        return stats_json.statistics_json(stats)
-    if hasattr(stats, "to_dict"):
-        return stats.to_dict()
-    return stats

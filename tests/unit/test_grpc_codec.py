@@ -11,7 +11,7 @@ from tritonclient.grpc._infer_result import InferResult
 from tritonclient.utils import serialize_byte_tensor
 
 from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
-from pytriton_lite.protocol import grpc_codec
+from pytriton_lite.protocol import grpc_codec, stats_json
 from pytriton_lite.types import InferenceResponse
 
 FIXED = {
@@ -411,28 +411,7 @@ def test_metadata_builders():
     assert meta.outputs[0].datatype == "BYTES"
 
 
-def test_statistics_and_repository_builders():
-    stats = grpc_codec.model_statistics_response(
-        {
-            "model_stats": [
-                {
-                    "name": "m",
-                    "version": "1",
-                    "last_inference": 1700000000000,
-                    "inference_count": 8,
-                    "execution_count": "2",
-                    "inference_stats": {"success": {"count": 4, "ns": 123}},
-                    "batch_stats": [{"batch_size": 4, "compute_infer": {"count": 1, "ns": 90}}],
-                    "response_stats": {},
-                    "memory_usage": [],
-                }
-            ]
-        }
-    )
-    entry = stats.model_stats[0]
-    assert (entry.name, entry.inference_count, entry.execution_count) == ("m", 8, 2)
-    assert entry.inference_stats.success.ns == 123 and entry.batch_stats[0].batch_size == 4
-    assert grpc_codec.model_statistics_response([]).model_stats == []
+def test_repository_builder():
     index = grpc_codec.repository_index_response(
         [
             {"name": "a", "version": "1", "state": "READY"},
@@ -455,7 +434,7 @@ def test_statistics_from_core_pairs():
     stats.record_execution(batch_size=4, requests=2, input_ns=10, infer_ns=100, output_ns=5)
     stats.record_success(total_ns=500, queue_ns=20)
     stats.record_success(total_ns=700, queue_ns=30)
-    response = grpc_codec.model_statistics_response([(FakeModel(), stats)])
+    response = stats_json.statistics_proto([(FakeModel(), stats)])
     entry = response.model_stats[0]
     assert (entry.name, entry.version, entry.inference_count, entry.execution_count) == ("m", "2", 4, 1)
     assert (entry.inference_stats.success.count, entry.inference_stats.success.ns) == (2, 1200)

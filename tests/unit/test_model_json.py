@@ -20,7 +20,7 @@ from pytriton_lite.model_config import (
     TritonModelConfig,
     WarmupInput,
 )
-from pytriton_lite.protocol import model_json
+from pytriton_lite.protocol import model_json, stats_json
 
 
 def _model(config=None, decoupled=False, instances=2, ready=True):
@@ -138,7 +138,7 @@ def test_repository_index_and_statistics():
     ]
     stats = ModelStats()
     stats.record_execution(batch_size=2, requests=1, input_ns=1, infer_ns=2, output_ns=3)
-    document = model_json.statistics_json([(_model(), stats)])
+    document = stats_json.statistics_json([(_model(), stats)])
     entry = document["model_stats"][0]
     assert (entry["name"], entry["version"], entry["inference_count"], entry["execution_count"]) == ("m", "3", 2, 1)
     assert entry["batch_stats"][0]["batch_size"] == 2
