@@ -425,8 +425,6 @@ class HttpApp:
         send = request.send
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         chunks = encoded.chunks
-        if len(chunks) > 1 and encoded.content_length <= 65536:
-            chunks = [b"".join(chunks)]  # one write for small bodies; large ones go out from the array buffers
         for chunk in chunks[:-1]:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": chunks[-1] if chunks else b""})
