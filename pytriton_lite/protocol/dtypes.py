@@ -16,6 +16,7 @@ from pytriton_lite.model_config import TRITON_DTYPES, from_triton_dtype, to_trit
 
 __all__ = [
     "TRITON_DTYPES",
+    "FIXED_WIRE_NAMES",
     "from_triton_dtype",
     "to_triton_dtype",
     "wire_dtype",
@@ -27,6 +28,8 @@ __all__ = [
 ]
 
 _LE_NUMPY = {name: from_triton_dtype(name).newbyteorder("<") for name in TRITON_DTYPES if name != "BYTES"}
+# little-endian fixed-size dtype -> wire name: the buffers of these go on the wire as they are
+FIXED_WIRE_NAMES = {dtype: name for name, dtype in _LE_NUMPY.items()}
 
 
 def wire_dtype(name: str, tensor: str, model: str) -> np.dtype:

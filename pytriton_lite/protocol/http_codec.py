@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 
 from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
-from pytriton_lite.protocol.dtypes import array_from_raw, array_to_raw, to_triton_dtype, wire_dtype
+from pytriton_lite.protocol.dtypes import FIXED_WIRE_NAMES, array_from_raw, array_to_raw, to_triton_dtype, wire_dtype
 from pytriton_lite.protocol.json_tensors import (
     MAX_DATA_DEPTH,
     array_to_json,
@@ -61,23 +61,6 @@ _JOIN_LIMIT = 256 * 1024  # below this a response is one buffer (one socket writ
 _ORJSON_MAX_BRACKETS = 1000
 _COMPRESS_LEVEL = 1  # clients that ask for compression are better served fast than small
 
-_FIXED_WIRE_NAMES = {  # native little-endian dtypes whose buffers go on the wire as they are
-    np.dtype(t).newbyteorder("<"): name
-    for name, t in (
-        ("BOOL", np.bool_),
-        ("UINT8", np.uint8),
-        ("UINT16", np.uint16),
-        ("UINT32", np.uint32),
-        ("UINT64", np.uint64),
-        ("INT8", np.int8),
-        ("INT16", np.int16),
-        ("INT32", np.int32),
-        ("INT64", np.int64),
-        ("FP16", np.float16),
-        ("FP32", np.float32),
-        ("FP64", np.float64),
-    )
-}
 try:
     import ml_dtypes as _ml_dtypes  # tritonclient's own dependency for BF16
 
@@ -533,7 +516,7 @@ def encode_infer_response(
 
 def _output_to_raw(array: np.ndarray, name: str, model: str) -> Tuple[str, Any]:
     dtype = array.dtype
-    datatype = _FIXED_WIRE_NAMES.get(dtype)
+    datatype = FIXED_WIRE_NAMES.get(dtype)
     if datatype is not None and array.size:  # the common case, without the generic dtype dispatch
         return datatype, memoryview(np.ascontiguousarray(array)).cast("B")
     if dtype.kind == "V" and dtype == _BF16:
