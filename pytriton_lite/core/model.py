@@ -22,17 +22,6 @@ _BATCH_NOTE = (
 )
 
 
-_WIRE_NAMES: Dict[np.dtype, str] = {}
-
-
-def _wire_name(dtype: np.dtype) -> str:
-    """Triton name of an input array's dtype; cached because every request of every model asks."""
-    name = _WIRE_NAMES.get(dtype)
-    if name is None:
-        name = _WIRE_NAMES[dtype] = "BYTES" if dtype.kind in "OSU" else to_triton_dtype(dtype)
-    return name
-
-
 def _fmt_names(names: Sequence[str]) -> str:
     return "[" + ",".join(f"'{n}'" for n in names) + "]"
 
@@ -132,7 +121,7 @@ class Model:
         for name, array in inputs.items():
             spec = self.input_by_name[name]
             expected = self._input_wire_dtypes[name]
-            got_dtype = _wire_name(array.dtype)
+            got_dtype = to_triton_dtype(array.dtype)  # cached per dtype
             if got_dtype != expected:
                 raise InvalidArgumentError(
                     f"inference input '{name}' data-type is '{got_dtype}', but model '{model}' expects '{expected}'"
