@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aiogrpcclient
+from shared_models import bind_failing, bind_params
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
@@ -39,34 +40,6 @@ def _bind_identity(triton, name="identity", dtype=np.float32, max_batch_size=8):
         inputs=[Tensor(name="INPUT", shape=(-1,), dtype=dtype)],
         outputs=[Tensor(name="OUTPUT", shape=(-1,), dtype=dtype)],
         config=ModelConfig(max_batch_size=max_batch_size),
-    )
-
-
-def _bind_params(triton):
-    def infer(requests):
-        return [
-            {"PARAMS": np.array([json.dumps(r.parameters, sort_keys=True).encode()], dtype=object)} for r in requests
-        ]
-
-    triton.bind(
-        "params",
-        infer,
-        inputs=[Tensor(name="INPUT", shape=(1,), dtype=np.int32)],
-        outputs=[Tensor(name="PARAMS", shape=(1,), dtype=bytes)],
-        config=ModelConfig(batching=False),
-    )
-
-
-def _bind_failing(triton):
-    def infer(requests):
-        raise ValueError("model exploded on purpose")
-
-    triton.bind(
-        "failing",
-        infer,
-        inputs=[Tensor(name="INPUT", shape=(1,), dtype=np.int32)],
-        outputs=[Tensor(name="OUTPUT", shape=(1,), dtype=np.int32)],
-        config=ModelConfig(batching=False),
     )
 
 
@@ -99,8 +72,8 @@ def _bind_streamer(triton, name="streamer", fail_after=None, instances=1, hooks=
 def server(triton_server):
     triton = triton_server(TritonConfig(grpc_header_forward_pattern="^x-fwd-"))
     _bind_identity(triton)
-    _bind_params(triton)
-    _bind_failing(triton)
+    bind_params(triton)
+    bind_failing(triton)
     _bind_streamer(triton)
     return triton
 
@@ -532,7 +505,7 @@ def test_mid_stream_error_keeps_stream_usable(triton_server):
     triton = triton_server()
     _bind_streamer(triton, name="breaks", fail_after=2)
     _bind_streamer(triton)
-    _bind_failing(triton)
+    bind_failing(triton)
     collector = _StreamCollector()
     with grpcclient.InferenceServerClient(_target(triton)) as c:
         c.start_stream(callback=collector)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 import tritonclient.http.aio as aiohttpclient
+from shared_models import bind_failing, bind_params
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from pytriton_lite.config import TritonConfig
@@ -73,34 +74,6 @@ def _bind_simple(triton):
     )
 
 
-def _bind_params(triton):
-    def infer(requests):
-        return [
-            {"PARAMS": np.array([json.dumps(r.parameters, sort_keys=True).encode()], dtype=object)} for r in requests
-        ]
-
-    triton.bind(
-        "params",
-        infer,
-        inputs=[Tensor(name="INPUT", shape=(1,), dtype=np.int32)],
-        outputs=[Tensor(name="PARAMS", shape=(1,), dtype=bytes)],
-        config=ModelConfig(batching=False),
-    )
-
-
-def _bind_failing(triton):
-    def infer(requests):
-        raise ValueError("model exploded on purpose")
-
-    triton.bind(
-        "failing",
-        infer,
-        inputs=[Tensor(name="INPUT", shape=(1,), dtype=np.int32)],
-        outputs=[Tensor(name="OUTPUT", shape=(1,), dtype=np.int32)],
-        config=ModelConfig(batching=False),
-    )
-
-
 def _bind_streamer(triton, fail_after=None):
     """Decoupled: COUNT=[n] yields n responses TEXT=["tok<i>"]; optionally raises after ``fail_after``."""
 
@@ -151,8 +124,8 @@ def server(triton_server):
     triton = triton_server(TritonConfig(http_header_forward_pattern="^x-fwd-"))
     _bind_identities(triton)
     _bind_simple(triton)
-    _bind_params(triton)
-    _bind_failing(triton)
+    bind_params(triton)
+    bind_failing(triton)
     _bind_streamer(triton)
     _bind_echo_text(triton)
     return triton
@@ -946,7 +919,7 @@ def test_generate_stream_disconnect_stops_the_generator(triton_server):
 
 def test_restricted_api_needs_the_header(triton_server):
     triton = triton_server(TritonConfig(http_restricted_api="model-config,statistics:my-token=s3cret"))
-    _bind_params(triton)
+    bind_params(triton)
     with httpx.Client(base_url=triton.http_url, timeout=WAIT_S) as raw:
         _error(raw.get("/v2/models/params/config"), 403, "This API is restricted, expecting header 'my-token'")
         _error(raw.get("/v2/models/stats"), 403, "expecting header 'my-token'")
