@@ -8,10 +8,14 @@ produce and consume and that ``core.dataplane`` serves.
 from __future__ import annotations
 
 import contextlib
+import enum
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tritonclient.grpc.model_config_pb2 import ModelConfig as ModelConfigProto
 
 ParameterValue = Union[str, int, bool, float]
 
@@ -98,3 +102,113 @@ class InferenceResponse:
 
 
 __all__ = ["Request", "Requests", "Response", "Responses", "InferenceRequest", "InferenceResponse"]
+
+
+# --- what the data plane hands to front ends: plain, frozen snapshots ---------------------------------
+
+
+class ModelState(str, enum.Enum):
+    """A model version's state in the registry (Triton's repository-index states)."""
+
+    LOADING = "LOADING"
+    READY = "READY"
+    UNLOADING = "UNLOADING"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A declared input or output: Triton wire datatype (``"FP32"``, ``"BYTES"``) and dims without the batch dim."""
+
+    name: str
+    datatype: str
+    shape: Tuple[int, ...]
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model version as the data plane serves it.
+
+    ``config`` is the served ``inference.ModelConfig`` protobuf (tritonclient's ``model_config_pb2``); it is
+    shared by every snapshot of the version and must not be modified.
+    """
+
+    name: str
+    version: int
+    state: ModelState
+    reason: str
+    decoupled: bool
+    max_batch_size: int
+    inputs: Tuple[TensorInfo, ...]
+    outputs: Tuple[TensorInfo, ...]
+    config: ModelConfigProto
+
+    @property
+    def version_str(self) -> str:
+        return str(self.version)
+
+    @property
+    def ready(self) -> bool:
+        return self.state is ModelState.READY
+
+    @property
+    def response_cache(self) -> bool:
+        return bool(self.config.response_cache.enable)
+
+
+class DurationStat(NamedTuple):
+    """A count and the nanoseconds they took in all."""
+
+    count: int = 0
+    ns: int = 0
+
+
+@dataclass(frozen=True)
+class BatchStatsSnapshot:
+    """Per-batch-size compute durations (one entry per batch size the model ran with)."""
+
+    batch_size: int
+    compute_input: DurationStat
+    compute_infer: DurationStat
+    compute_output: DurationStat
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """Triton's statistics of one model version at one moment, plus the batcher's queue."""
+
+    name: str
+    version: int
+    max_batch_size: int
+    response_cache: bool
+    last_inference: int
+    inference_count: int
+    execution_count: int
+    success: DurationStat
+    fail: DurationStat
+    queue: DurationStat
+    compute_input: DurationStat
+    compute_infer: DurationStat
+    compute_output: DurationStat
+    cache_hit: DurationStat
+    cache_miss: DurationStat
+    batch_stats: Tuple[BatchStatsSnapshot, ...]
+    failures: Tuple[Tuple[str, int], ...]  # (reason, count) for REJECTED, CANCELED, BACKEND, OTHER
+    pending: int  # requests received and not yet executing (Triton's pending request count)
+    queued: int  # requests waiting in the batcher's queue
+    batch_size_histogram: Tuple[Tuple[int, int], ...]  # (rows per execution, executions)
+
+    @property
+    def version_str(self) -> str:
+        return str(self.version)
+
+
+__all__ += [
+    "ModelState",
+    "TensorInfo",
+    "ModelInfo",
+    "DurationStat",
+    "BatchStatsSnapshot",
+    "StatsSnapshot",
+]
