@@ -28,8 +28,14 @@ def noop(requests):
 async def measure(max_batch_size: int, total: int, concurrency: int) -> tuple:
     loop = asyncio.get_running_loop()
     dataplane = DataPlane(loop)
-    model = Model("noop", 1, [noop], [Tensor(name="INPUT_1", shape=(16,), dtype=np.float32)],
-                  [Tensor(name="OUTPUT_1", shape=(16,), dtype=np.float32)], ModelConfig(max_batch_size=max_batch_size))
+    model = Model(
+        "noop",
+        1,
+        [noop],
+        [Tensor(name="INPUT_1", shape=(16,), dtype=np.float32)],
+        [Tensor(name="OUTPUT_1", shape=(16,), dtype=np.float32)],
+        ModelConfig(max_batch_size=max_batch_size),
+    )
     dataplane.add_model(model)
     data = np.zeros((1, 16), dtype=np.float32)
     remaining = [total]

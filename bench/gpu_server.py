@@ -27,9 +27,11 @@ class _InferFuncWrapper:
     def __init__(self, device: str) -> None:
         self.device = torch.device(device)
         torch.manual_seed(0)
-        self.model = torch.nn.Sequential(
-            torch.nn.Linear(1024, 4096), torch.nn.GELU(), torch.nn.Linear(4096, 1024)
-        ).to(self.device).eval()
+        self.model = (
+            torch.nn.Sequential(torch.nn.Linear(1024, 4096), torch.nn.GELU(), torch.nn.Linear(4096, 1024))
+            .to(self.device)
+            .eval()
+        )
         self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self.batch_sizes: list = []
 
@@ -58,16 +60,25 @@ def main() -> None:
     ap.add_argument("--max-seconds", type=float, default=600.0)
     args = ap.parse_args()
     instances = [_InferFuncWrapper(args.device) for _ in range(args.instances)]
-    config = TritonConfig(http_address="127.0.0.1", grpc_address="127.0.0.1", metrics_address="127.0.0.1",
-                          http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port)
+    config = TritonConfig(
+        http_address="127.0.0.1",
+        grpc_address="127.0.0.1",
+        metrics_address="127.0.0.1",
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with Triton(config=config) as triton:
-        triton.bind("mlp", instances, inputs=[Tensor(name="INPUT_1", dtype=np.float32, shape=(1024,))],
-                    outputs=[Tensor(name="OUTPUT_1", dtype=np.float32, shape=(1024,))],
-                    config=ModelConfig(max_batch_size=256,
-                                       batcher=DynamicBatcher(max_queue_delay_microseconds=1000)))
+        triton.bind(
+            "mlp",
+            instances,
+            inputs=[Tensor(name="INPUT_1", dtype=np.float32, shape=(1024,))],
+            outputs=[Tensor(name="OUTPUT_1", dtype=np.float32, shape=(1024,))],
+            config=ModelConfig(max_batch_size=256, batcher=DynamicBatcher(max_queue_delay_microseconds=1000)),
+        )
         print("READY", args.device, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "", flush=True)
         stop.wait(args.max_seconds)
     for i, inst in enumerate(instances):

@@ -18,6 +18,7 @@ models answer ready (run() itself blocks until the models are loaded; we also po
 By default the token-protected endpoints are opened (see --default-security).
 Stops by itself after --max-seconds (default 3600) or on SIGINT/SIGTERM.
 """
+
 import argparse
 import json
 import os

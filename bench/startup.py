@@ -58,11 +58,15 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"run {run + 1}: import {row['import_s']:.3f} s  start->ready {row['ready_s']:.3f} s  "
-              f"stop {row['stop_s']:.3f} s  idle RSS {row['rss_mib']:.1f} MiB")
+        print(
+            f"run {run + 1}: import {row['import_s']:.3f} s  start->ready {row['ready_s']:.3f} s  "
+            f"stop {row['stop_s']:.3f} s  idle RSS {row['rss_mib']:.1f} MiB"
+        )
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-    print(f"median: import {med['import_s']:.3f} s  start->ready {med['ready_s']:.3f} s  stop {med['stop_s']:.3f} s  "
-          f"idle RSS {med['rss_mib']:.1f} MiB   (targets: ready < 0.3 s, stop < 0.5 s, RSS <= 120 MiB)")
+    print(
+        f"median: import {med['import_s']:.3f} s  start->ready {med['ready_s']:.3f} s  stop {med['stop_s']:.3f} s  "
+        f"idle RSS {med['rss_mib']:.1f} MiB   (targets: ready < 0.3 s, stop < 0.5 s, RSS <= 120 MiB)"
+    )
 
 
 if __name__ == "__main__":

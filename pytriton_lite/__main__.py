@@ -36,17 +36,25 @@ def demo(args: argparse.Namespace) -> int:
     from pytriton_lite.triton import Triton, TritonConfig
 
     t0 = time.perf_counter()
-    config = TritonConfig(http_address="127.0.0.1", grpc_address="127.0.0.1", metrics_address="127.0.0.1",
-                          http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port)
+    config = TritonConfig(
+        http_address="127.0.0.1",
+        grpc_address="127.0.0.1",
+        metrics_address="127.0.0.1",
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+    )
     with Triton(config=config) as triton:
         _bind_add_sub(triton)
         ready = time.perf_counter() - t0
-        print(f"pytriton_lite demo: AddSub served at {triton.http_url} and {triton.grpc_url} "
-              f"(ready in {ready * 1000:.0f} ms)")
+        print(
+            f"pytriton_lite demo: AddSub served at {triton.http_url} and {triton.grpc_url} "
+            f"(ready in {ready * 1000:.0f} ms)"
+        )
         a = np.arange(8, dtype=np.float32).reshape(2, 4)
         b = np.ones((2, 4), dtype=np.float32)
 
-        http = httpclient.InferenceServerClient(triton.http_url[len("http://"):])
+        http = httpclient.InferenceServerClient(triton.http_url[len("http://") :])
         inputs = [httpclient.InferInput("INPUT_1", a.shape, "FP32"), httpclient.InferInput("INPUT_2", b.shape, "FP32")]
         inputs[0].set_data_from_numpy(a)
         inputs[1].set_data_from_numpy(b)
@@ -55,7 +63,7 @@ def demo(args: argparse.Namespace) -> int:
         assert np.array_equal(result.as_numpy("add"), a + b)
         http.close()
 
-        grpc = grpcclient.InferenceServerClient(triton.grpc_url[len("grpc://"):])
+        grpc = grpcclient.InferenceServerClient(triton.grpc_url[len("grpc://") :])
         ginputs = [grpcclient.InferInput("INPUT_1", a.shape, "FP32"), grpcclient.InferInput("INPUT_2", b.shape, "FP32")]
         ginputs[0].set_data_from_numpy(a)
         ginputs[1].set_data_from_numpy(b)

@@ -26,8 +26,17 @@ DEFAULT_METRICS_PORT = 8002
 DEFAULT_EXIT_TIMEOUT_S = 30
 
 VALID_TRITON_ENDPOINTS = frozenset(
-    {"health", "metadata", "inference", "shared-memory", "model-config", "model-repository", "statistics", "trace",
-     "logging"}
+    {
+        "health",
+        "metadata",
+        "inference",
+        "shared-memory",
+        "model-config",
+        "model-repository",
+        "statistics",
+        "trace",
+        "logging",
+    }
 )
 DEFAULT_PROTECTED_ENDPOINTS = ["shared-memory", "model-repository", "statistics", "trace", "logging"]
 TRITON_ACCESS_HEADER = "triton-access-token"

@@ -123,6 +123,18 @@ class UnsupportedError(InferenceError):
     grpc_code = "UNIMPLEMENTED"
 
 
+class DecoupledModelError(UnsupportedError):
+    """A decoupled model asked for on a one-response endpoint (HTTP ``/infer``, gRPC ModelInfer).
+
+    Raised by the data plane in transport-neutral words; each front end's error boundary answers it with
+    Triton's wording for that endpoint.
+    """
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"model '{model}' is decoupled: use a streaming endpoint for it")
+        self.model = model
+
+
 class CancelledError(InferenceError):
     """The client went away before the request ran."""
 
@@ -153,6 +165,7 @@ __all__ = [
     "UnavailableError",
     "QueueTimeoutError",
     "UnsupportedError",
+    "DecoupledModelError",
     "CancelledError",
     "ModelExecutionError",
 ]

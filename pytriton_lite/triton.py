@@ -243,8 +243,9 @@ class Triton:
                 return False
             self._stopped = True
         self._stop_event.set()
-        timeout = float(self._config.exit_timeout_secs if self._config.exit_timeout_secs is not None
-                        else DEFAULT_EXIT_TIMEOUT_S)
+        timeout = float(
+            self._config.exit_timeout_secs if self._config.exit_timeout_secs is not None else DEFAULT_EXIT_TIMEOUT_S
+        )
         try:
             self._call(self._shutdown(timeout), timeout + 10.0)
         except Exception:  # noqa: BLE001 - stopping must not raise
@@ -313,8 +314,9 @@ class Triton:
         started = time.monotonic()
         self._loop = _new_loop()
         ready = threading.Event()
-        self._thread = threading.Thread(target=self._loop_main, args=(ready,), name="pytriton_lite-serving",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop_main, args=(ready,), name="pytriton_lite-serving", daemon=True
+        )
         self._thread.start()
         ready.wait()
         self._dataplane = DataPlane(self._loop, server_id=self._config.id or "triton", cache_bytes=self._cache_bytes)
@@ -327,8 +329,13 @@ class Triton:
             atexit.unregister(self._atexit)
             raise
         self._started = True
-        LOGGER.info("pytriton_lite ready in %.3f s (http=%s grpc=%s metrics=%s)", time.monotonic() - started,
-                    self.http_port, self.grpc_port, self.metrics_port)
+        LOGGER.info(
+            "pytriton_lite ready in %.3f s (http=%s grpc=%s metrics=%s)",
+            time.monotonic() - started,
+            self.http_port,
+            self.grpc_port,
+            self.metrics_port,
+        )
 
     def _loop_main(self, ready: threading.Event) -> None:
         assert self._loop is not None
@@ -407,7 +414,10 @@ class Triton:
         LOGGER.info(
             "Infer function available as model: `%s`; Status: `GET %s/ready/`; Model config: `GET %s/config/`; "
             "Inference: `POST %s/infer/`",
-            base, base, base, base,
+            base,
+            base,
+            base,
+            base,
         )
 
     def _on_unrecoverable(self, exc: BaseException) -> None:

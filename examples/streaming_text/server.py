@@ -22,8 +22,7 @@ from pytriton_lite.triton import Triton, TritonConfig
 LOGGER = logging.getLogger("examples.streaming_text.server")
 
 RHYME = (
-    "twinkle twinkle little star how I wonder what you are "
-    "up above the world so high like a diamond in the sky"
+    "twinkle twinkle little star how I wonder what you are up above the world so high like a diamond in the sky"
 ).split()
 APOLOGY = "sorry I only know one rhyme".split()
 WORD_DELAY_S = 0.05  # "thinking" time per word; makes the streaming visible, not needed for correctness
@@ -33,7 +32,7 @@ def fake_llm(prompt: str) -> List[str]:
     """The words that follow ``prompt``: the rest of the rhyme when the prompt starts it, else an apology."""
     words = prompt.split()
     if words and [w.lower() for w in words] == [w.lower() for w in RHYME[: len(words)]]:
-        return RHYME[len(words):]
+        return RHYME[len(words) :]
     return APOLOGY
 
 

@@ -31,8 +31,9 @@ def main() -> None:
                 parameters={"parameter_multiplier": multiplier},  # goes in the request body
                 headers={"header_divisor": str(divisor)},  # HTTP header / gRPC metadata, forwarded by pattern
             )
-            LOGGER.info("multiplier=%s divisor=%s -> %s", multiplier, divisor,
-                        {k: v.tolist() for k, v in result.items()})
+            LOGGER.info(
+                "multiplier=%s divisor=%s -> %s", multiplier, divisor, {k: v.tolist() for k, v in result.items()}
+            )
             np.testing.assert_allclose(result["scaled_add"], (a_batch + b_batch) / divisor, rtol=1e-6)
             np.testing.assert_allclose(result["scaled_sub"], (a_batch - b_batch) * multiplier, rtol=1e-6)
     LOGGER.info("OK")

@@ -20,8 +20,9 @@ def _prompt(text: str) -> np.ndarray:
 
 
 async def run(url: str, init_timeout_s: float) -> None:
-    async with AsyncioDecoupledModelClient(url, "vllm_style", init_timeout_s=init_timeout_s,
-                                           inference_timeout_s=30) as client:
+    async with AsyncioDecoupledModelClient(
+        url, "vllm_style", init_timeout_s=init_timeout_s, inference_timeout_s=30
+    ) as client:
         # stream=True: one response per generated word, each the text so far.
         texts = []
         async for partial in client.infer_sample(

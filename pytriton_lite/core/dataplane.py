@@ -107,9 +107,7 @@ class DataPlane:
             raise UnavailableError(f"Server is not accepting requests: model '{model.name}' is not ready")
         return model
 
-    async def infer(
-        self, request: InferenceRequest, is_gone: Optional[Callable[[], bool]] = None
-    ) -> InferenceResponse:
+    async def infer(self, request: InferenceRequest, is_gone: Optional[Callable[[], bool]] = None) -> InferenceResponse:
         """One request, one response. Cancelling the awaiting task drops the request if still queued; so does
         ``is_gone()`` turning True (a transport's probe for a disconnected client, checked at dispatch)."""
         model = self._admit(request)

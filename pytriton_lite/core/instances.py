@@ -28,7 +28,15 @@ class Batch:
     """A dispatched batch: the pending items, their callable Requests and per-phase timestamps (ns)."""
 
     __slots__ = (
-        "items", "requests", "size", "start_ns", "infer_start_ns", "infer_end_ns", "end_ns", "cancelled", "released"
+        "items",
+        "requests",
+        "size",
+        "start_ns",
+        "infer_start_ns",
+        "infer_end_ns",
+        "end_ns",
+        "cancelled",
+        "released",
     )
 
     def __init__(self, items: List[Any], requests: List[Request], size: int) -> None:
@@ -204,9 +212,7 @@ class Instance:
     def _streams(self) -> asyncio.AbstractEventLoop:
         if self._stream_loop is None:
             loop = asyncio.new_event_loop()
-            threading.Thread(
-                target=loop.run_forever, name=f"{self._thread.name}-streams", daemon=True
-            ).start()
+            threading.Thread(target=loop.run_forever, name=f"{self._thread.name}-streams", daemon=True).start()
             self._stream_loop = loop
         return self._stream_loop
 

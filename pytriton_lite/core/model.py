@@ -61,7 +61,8 @@ class Model:
         self._required = [t.name for t in self.inputs if not t.optional]
         self._input_wire_dtypes = {t.name: t.triton_dtype for t in self.inputs}
         self._output_np_dtypes: Dict[str, Optional[np.dtype]] = {
-            t.name: None if is_bytes_dtype(t.dtype) else np.dtype(t.dtype) for t in self.outputs  # type: ignore[misc]
+            t.name: None if is_bytes_dtype(t.dtype) else np.dtype(t.dtype)
+            for t in self.outputs  # type: ignore[misc]
         }
 
     def __repr__(self) -> str:
@@ -179,8 +180,10 @@ class Model:
             if self.strict:
                 self._check_strict(name, value)
             if target is None:
-                if value.dtype.kind == "O" and value.size and not all(
-                    isinstance(v, (bytes, str)) for v in value.reshape(-1)
+                if (
+                    value.dtype.kind == "O"
+                    and value.size
+                    and not all(isinstance(v, (bytes, str)) for v in value.reshape(-1))
                 ):
                     raise ModelExecutionError(
                         f"Output '{name}' of model '{self.name}' is an object array holding non-bytes values. "

@@ -92,15 +92,24 @@ class ServerProcess:
     def __init__(self, example_dir: Path) -> None:
         self.http_port, self.grpc_port, self.metrics_port = _free_ports(3)
         command = [
-            sys.executable, "server.py",
-            "--http-port", str(self.http_port),
-            "--grpc-port", str(self.grpc_port),
-            "--metrics-port", str(self.metrics_port),
+            sys.executable,
+            "server.py",
+            "--http-port",
+            str(self.http_port),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--metrics-port",
+            str(self.metrics_port),
         ]
         self.lines: List[str] = []
         self.serving = threading.Event()
         self.proc = subprocess.Popen(  # noqa: S603 - our own example script
-            command, cwd=example_dir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            command,
+            cwd=example_dir,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self._reader = threading.Thread(target=self._read, name="example-server-output", daemon=True)
         self._reader.start()
@@ -168,7 +177,11 @@ class ServerProcess:
 def _run_script(example_dir: Path, script: str, *args: str) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(  # noqa: S603 - our own example script
-            [sys.executable, script, *args], cwd=example_dir, env=_env(), capture_output=True, text=True,
+            [sys.executable, script, *args],
+            cwd=example_dir,
+            env=_env(),
+            capture_output=True,
+            text=True,
             timeout=CLIENT_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired as exc:
@@ -229,8 +242,11 @@ def test_add_sub_with_curl(example_server) -> None:
     server = example_server("add_sub_python")
 
     result = subprocess.run(  # noqa: S603
-        ["bash", "client_curl.sh", server.http_url], cwd=EXAMPLES_DIR / "add_sub_python", capture_output=True,
-        text=True, timeout=CLIENT_TIMEOUT_S,
+        ["bash", "client_curl.sh", server.http_url],
+        cwd=EXAMPLES_DIR / "add_sub_python",
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT_S,
     )
 
     assert result.returncode == 0, f"curl client failed:\n{result.stdout}\n{result.stderr}\n{server.output}"
@@ -269,12 +285,15 @@ def test_streaming_example(client: StreamingClient, example_server) -> None:
 
 def _sse_events(stdout: str) -> List[dict]:
     """The JSON payloads of the `data: {...}` lines a curl client printed."""
-    return [json.loads(line[len("data: "):]) for line in stdout.splitlines() if line.startswith("data: ")]
+    return [json.loads(line[len("data: ") :]) for line in stdout.splitlines() if line.startswith("data: ")]
 
 
 def _run_curl_client(name: str, server: ServerProcess) -> subprocess.CompletedProcess:
     result = subprocess.run(  # noqa: S603
-        ["bash", "client_curl.sh", server.http_url], cwd=EXAMPLES_DIR / name, capture_output=True, text=True,
+        ["bash", "client_curl.sh", server.http_url],
+        cwd=EXAMPLES_DIR / name,
+        capture_output=True,
+        text=True,
         timeout=CLIENT_TIMEOUT_S,
     )
     assert result.returncode == 0, f"curl client failed:\n{result.stdout}\n{result.stderr}\n{server.output}"

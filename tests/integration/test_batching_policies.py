@@ -111,10 +111,12 @@ def test_queue_full_is_503_over_http_and_unavailable_over_grpc(triton_server):
 def test_queue_timeout_reject_with_request_override(triton_server, transport):
     gate = Gate()
     triton = triton_server()
-    policy = QueuePolicy(timeout_action=TimeoutAction.REJECT, default_timeout_microseconds=60_000_000,
-                         allow_timeout_override=True)
-    triton.bind("m", gate, IN, OUT, config=ModelConfig(max_batch_size=1,
-                                                       batcher=DynamicBatcher(default_queue_policy=policy)))
+    policy = QueuePolicy(
+        timeout_action=TimeoutAction.REJECT, default_timeout_microseconds=60_000_000, allow_timeout_override=True
+    )
+    triton.bind(
+        "m", gate, IN, OUT, config=ModelConfig(max_batch_size=1, batcher=DynamicBatcher(default_queue_policy=policy))
+    )
     infer = http_infer if transport == "http" else grpc_infer
     running, _ = start_in_thread(infer, triton, 1.0)
     assert gate.entered.wait(10)
@@ -133,10 +135,12 @@ def test_queue_timeout_reject_with_request_override(triton_server, transport):
 def test_queue_timeout_delay_keeps_the_request_but_behind_others(triton_server):
     gate = Gate()
     triton = triton_server()
-    policy = QueuePolicy(timeout_action=TimeoutAction.DELAY, default_timeout_microseconds=60_000_000,
-                         allow_timeout_override=True)
-    triton.bind("m", gate, IN, OUT, config=ModelConfig(max_batch_size=1,
-                                                       batcher=DynamicBatcher(default_queue_policy=policy)))
+    policy = QueuePolicy(
+        timeout_action=TimeoutAction.DELAY, default_timeout_microseconds=60_000_000, allow_timeout_override=True
+    )
+    triton.bind(
+        "m", gate, IN, OUT, config=ModelConfig(max_batch_size=1, batcher=DynamicBatcher(default_queue_policy=policy))
+    )
     running, _ = start_in_thread(http_infer, triton, 1.0)
     assert gate.entered.wait(10)
     delayed, delayed_box = start_in_thread(http_infer, triton, 2.0, timeout=1000)
@@ -192,8 +196,14 @@ def test_request_whose_http_client_disconnected_is_dropped_before_it_runs(triton
     dataplane = triton._dataplane
     stats = dataplane.stats_for(dataplane.get_model("m"))
     # the server sees the disconnect and cancels the waiting call; the queued request is then dropped
-    wait_for(lambda: all(item.gone() for queue in dataplane.batcher_for(dataplane.get_model("m")).queues
-                         for item in queue if item.state == 0))
+    wait_for(
+        lambda: all(
+            item.gone()
+            for queue in dataplane.batcher_for(dataplane.get_model("m")).queues
+            for item in queue
+            if item.state == 0
+        )
+    )
     gate.release.set()
     running.join(15)
     http_infer(triton, 3.0)

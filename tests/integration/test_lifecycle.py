@@ -81,11 +81,19 @@ def test_bind_before_run_and_validation_errors():
 
 def test_auto_names_and_versions():
     with Triton(config=loopback_config()) as triton:
-        triton.bind("v", lambda reqs: [{"OUTPUT_1": r["INPUT_1"] + 1} for r in reqs],
-                    [Tensor(shape=(-1,), dtype=np.float32)], [Tensor(shape=(-1,), dtype=np.float32)])
-        triton.bind("v", lambda reqs: [{"OUTPUT_1": r["INPUT_1"] + 2} for r in reqs],
-                    [Tensor(shape=(-1,), dtype=np.float32)], [Tensor(shape=(-1,), dtype=np.float32)],
-                    model_version=2)
+        triton.bind(
+            "v",
+            lambda reqs: [{"OUTPUT_1": r["INPUT_1"] + 1} for r in reqs],
+            [Tensor(shape=(-1,), dtype=np.float32)],
+            [Tensor(shape=(-1,), dtype=np.float32)],
+        )
+        triton.bind(
+            "v",
+            lambda reqs: [{"OUTPUT_1": r["INPUT_1"] + 2} for r in reqs],
+            [Tensor(shape=(-1,), dtype=np.float32)],
+            [Tensor(shape=(-1,), dtype=np.float32)],
+            model_version=2,
+        )
         client = http_client(triton)
         data = np.zeros((1, 2), np.float32)
         inp = httpclient.InferInput("INPUT_1", data.shape, "FP32")
@@ -212,8 +220,10 @@ def test_busy_ports_are_all_named():
 
 
 def test_two_servers_in_one_process_http_only_and_grpc_only():
-    with Triton(config=loopback_config(TritonConfig(allow_grpc=False))) as a, \
-            Triton(config=loopback_config(TritonConfig(allow_http=False))) as b:
+    with (
+        Triton(config=loopback_config(TritonConfig(allow_grpc=False))) as a,
+        Triton(config=loopback_config(TritonConfig(allow_http=False))) as b,
+    ):
         a.bind("m", identity, IN, OUT)
         b.bind("m", lambda reqs: [{"y": r["x"] * 3} for r in reqs], IN, OUT)
         assert a.grpc_port is None and b.http_port is None
@@ -309,8 +319,9 @@ def test_warmup_runs_before_the_model_is_ready():
         seen.append(requests[0]["x"].shape)
         return [{"y": r["x"]} for r in requests]
 
-    warmup = ModelWarmup(name="w", batch_size=2, count=3,
-                         inputs={"x": WarmupInput(dtype=np.float32, shape=(4,), zero_data=True)})
+    warmup = ModelWarmup(
+        name="w", batch_size=2, count=3, inputs={"x": WarmupInput(dtype=np.float32, shape=(4,), zero_data=True)}
+    )
     with Triton(config=loopback_config()) as triton:
         triton.bind("w", model, IN, OUT, config=ModelConfig(model_warmup=[warmup]))
         assert seen == [(2, 4)] * 3  # done by the time bind() returned, i.e. before ready
@@ -350,8 +361,12 @@ def test_signal_during_serve_drains_and_exits_cleanly(tmp_path, signum):
     script = tmp_path / "server.py"
     script.write_text(SERVER_SCRIPT)
     port = find_free_port()
-    proc = subprocess.Popen([sys.executable, str(script), str(port)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert proc.stdout.readline().strip() == "READY"
         client = httpclient.InferenceServerClient(f"127.0.0.1:{port}", network_timeout=30)

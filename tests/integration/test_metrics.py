@@ -85,11 +85,18 @@ def test_series_exist_with_zero_once_a_model_is_bound(triton_server):
     values = scrape(triton)
     for version in (1, 2):
         for name in (
-            "nv_inference_request_success", "nv_inference_count", "nv_inference_exec_count",
-            "nv_inference_request_duration_us", "nv_inference_queue_duration_us",
-            "nv_inference_compute_input_duration_us", "nv_inference_compute_infer_duration_us",
-            "nv_inference_compute_output_duration_us", "nv_inference_pending_request_count",
-            "pytriton_lite_queue_size", "pytriton_lite_batch_size_count", "pytriton_lite_batch_size_sum",
+            "nv_inference_request_success",
+            "nv_inference_count",
+            "nv_inference_exec_count",
+            "nv_inference_request_duration_us",
+            "nv_inference_queue_duration_us",
+            "nv_inference_compute_input_duration_us",
+            "nv_inference_compute_infer_duration_us",
+            "nv_inference_compute_output_duration_us",
+            "nv_inference_pending_request_count",
+            "pytriton_lite_queue_size",
+            "pytriton_lite_batch_size_count",
+            "pytriton_lite_batch_size_sum",
         ):
             assert metric(values, name, version=version) == 0, name
         for reason in ("REJECTED", "CANCELED", "BACKEND", "OTHER"):
@@ -271,8 +278,9 @@ def test_statistics_errors_are_invalid_argument(triton_server, transport):
     assert info.value.message() == "requested model version is not available for model 'm'"
     # all models: every ready version
     bind_double(triton, "m", 2)
-    everything = client.get_inference_statistics(as_json=True) if transport == "grpc" \
-        else client.get_inference_statistics()
+    everything = (
+        client.get_inference_statistics(as_json=True) if transport == "grpc" else client.get_inference_statistics()
+    )
     assert sorted((s["name"], s["version"]) for s in everything["model_stats"]) == [("m", "1"), ("m", "2")]
     client.close()
 

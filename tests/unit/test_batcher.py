@@ -186,8 +186,12 @@ def test_validation_errors(loop):
     with pytest.raises(InvalidArgumentError, match="missing required input"):
         run(loop, dp.infer(InferenceRequest("m", inputs={})))
     with pytest.raises(InvalidArgumentError, match="unexpected inference input 'z'"):
-        run(loop, dp.infer(InferenceRequest("m", inputs={"x": np.zeros((1, 2), np.float32),
-                                                          "z": np.zeros((1, 2), np.float32)})))
+        run(
+            loop,
+            dp.infer(
+                InferenceRequest("m", inputs={"x": np.zeros((1, 2), np.float32), "z": np.zeros((1, 2), np.float32)})
+            ),
+        )
     with pytest.raises(InvalidArgumentError, match="unexpected shape for input 'x'"):
         run(loop, dp.infer(InferenceRequest("m", inputs={"x": np.zeros((1, 2, 2), np.float32)})))
     with pytest.raises(InvalidArgumentError, match="unexpected inference output 'nope'"):
@@ -223,8 +227,9 @@ def test_max_queue_size_rejects_with_unavailable(loop):
 def test_queue_timeout_rejects_expired_requests(loop):
     gate = threading.Event()
     rec = Recorder(gate)
-    policy = QueuePolicy(timeout_action=TimeoutAction.REJECT, default_timeout_microseconds=1_000,
-                         allow_timeout_override=True)
+    policy = QueuePolicy(
+        timeout_action=TimeoutAction.REJECT, default_timeout_microseconds=1_000, allow_timeout_override=True
+    )
     dp = make(loop, rec, ModelConfig(max_batch_size=1, batcher=DynamicBatcher(default_queue_policy=policy)))
 
     async def scenario():

@@ -60,8 +60,14 @@ def test_core_imports_no_transport_and_no_protocol():
 
 
 def test_protocol_is_pure():
-    forbidden = TRANSPORTS + ("socket", "threading", "pytriton_lite.core", "pytriton_lite.frontends",
-                              "pytriton_lite.triton", "pytriton_lite.client")
+    forbidden = TRANSPORTS + (
+        "socket",
+        "threading",
+        "pytriton_lite.core",
+        "pytriton_lite.frontends",
+        "pytriton_lite.triton",
+        "pytriton_lite.client",
+    )
     # the generated message classes are data, not transport
     allow = ("tritonclient.grpc.service_pb2", "tritonclient.grpc.model_config_pb2", "google.protobuf")
     assert _violations(_modules("protocol"), forbidden, allow) == []
@@ -76,19 +82,31 @@ def test_front_ends_never_import_each_other():
 
 
 def test_client_uses_only_tritonclient():
-    forbidden = ("pytriton_lite.core", "pytriton_lite.frontends", "pytriton_lite.triton", "pytriton_lite.protocol",
-                 "starlette", "uvicorn")
+    forbidden = (
+        "pytriton_lite.core",
+        "pytriton_lite.frontends",
+        "pytriton_lite.triton",
+        "pytriton_lite.protocol",
+        "starlette",
+        "uvicorn",
+    )
     assert _violations(_modules("client"), forbidden) == []
 
 
 @pytest.mark.parametrize("module", ["types.py", "model_config.py", "exceptions.py", "decorators.py"])
 def test_base_modules_stay_at_the_bottom(module):
-    forbidden = TRANSPORTS + ("pytriton_lite.core", "pytriton_lite.protocol", "pytriton_lite.frontends",
-                              "pytriton_lite.triton", "pytriton_lite.client")
+    forbidden = TRANSPORTS + (
+        "pytriton_lite.core",
+        "pytriton_lite.protocol",
+        "pytriton_lite.frontends",
+        "pytriton_lite.triton",
+        "pytriton_lite.client",
+    )
     assert _violations(_modules(module), forbidden) == []
 
 
 def test_no_module_is_a_god_file():
-    too_long = [f"{p.relative_to(PKG.parent)}: {n}" for p in PKG.rglob("*.py")
-                if (n := len(p.read_text().splitlines())) > 700]
+    too_long = [
+        f"{p.relative_to(PKG.parent)}: {n}" for p in PKG.rglob("*.py") if (n := len(p.read_text().splitlines())) > 700
+    ]
     assert too_long == []

@@ -26,8 +26,12 @@ class _FakeDataPlane:
 
 def _model(name="m", version=1, max_batch_size=8, response_cache=False):
     return SimpleNamespace(
-        name=name, version=version, version_str=str(version), max_batch_size=max_batch_size,
-        config=SimpleNamespace(response_cache=response_cache), ready=True,
+        name=name,
+        version=version,
+        version_str=str(version),
+        max_batch_size=max_batch_size,
+        config=SimpleNamespace(response_cache=response_cache),
+        ready=True,
     )
 
 
@@ -72,8 +76,10 @@ def test_exposition_uses_tritons_names_and_labels():
     assert "_total" not in text and "_created" not in text
     # beyond Triton: executed batch sizes (2 and 5) and the current queue
     series = _series(text)
-    buckets = {le: series[f'pytriton_lite_batch_size_bucket{{le="{le}",model="m",version="1"}}']
-               for le in ("1.0", "2.0", "4.0", "8.0", "+Inf")}
+    buckets = {
+        le: series[f'pytriton_lite_batch_size_bucket{{le="{le}",model="m",version="1"}}']
+        for le in ("1.0", "2.0", "4.0", "8.0", "+Inf")
+    }
     assert buckets == {"1.0": 0, "2.0": 1, "4.0": 1, "8.0": 2, "+Inf": 2}
     assert series['pytriton_lite_batch_size_count{model="m",version="1"}'] == 2
     assert series['pytriton_lite_batch_size_sum{model="m",version="1"}'] == 7

@@ -72,8 +72,15 @@ def test_statistics_json_has_tritons_exact_shape():
     }
     # Triton's member order (clients that diff raw JSON see the same text)
     assert list(body["model_stats"][0]) == [
-        "name", "version", "last_inference", "inference_count", "execution_count",
-        "inference_stats", "response_stats", "batch_stats", "memory_usage",
+        "name",
+        "version",
+        "last_inference",
+        "inference_count",
+        "execution_count",
+        "inference_stats",
+        "response_stats",
+        "batch_stats",
+        "memory_usage",
     ]
 
 
