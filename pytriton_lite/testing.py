@@ -5,14 +5,17 @@ Fixtures:
     127.0.0.1 with every port picked by the OS; bind models on it afterwards (they are live at once).
     Every server it started is stopped when the test ends.
 
-Helpers: ``find_free_port()``, ``running_triton(...)`` (a context manager for use outside pytest).
+Helpers: ``find_free_port()``, ``running_triton(...)`` (a context manager for use outside pytest), and
+read-only probes of a running server for tests that must wait for a state the wire does not show:
+``model_statistics``, ``queue_state``, ``is_accepting`` and ``wait_until``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from typing import Any, Callable, Iterator, List, Optional
+import time
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional
 
 try:  # the plugin needs pytest; the helpers below do not
     import pytest
@@ -21,6 +24,7 @@ except ImportError:  # pragma: no cover
 
 from pytriton_lite.config import TritonConfig
 from pytriton_lite.triton import Triton
+from pytriton_lite.types import StatsSnapshot
 
 LOOPBACK = "127.0.0.1"
 
@@ -74,6 +78,48 @@ def _triton_server() -> Iterator[Callable[..., Triton]]:
         triton.stop()
 
 
+class QueueState(NamedTuple):
+    """A model's batcher queue: requests waiting, and how many of them nobody waits for any more."""
+
+    queued: int
+    abandoned: int
+
+
+def model_statistics(triton: Triton, name: str, version: str = "") -> StatsSnapshot:
+    """The statistics snapshot of a model version of a running ``triton``, in any state (taken on its loop)."""
+    return triton._on_loop(lambda dataplane: dataplane._snapshot(dataplane.entry(name, version)))  # type: ignore[no-any-return]
+
+
+def queue_state(triton: Triton, name: str, version: str = "") -> QueueState:
+    """How many requests wait in the model's queue, and how many of those have been abandoned by their client."""
+    return QueueState(*triton._on_loop(lambda dataplane: dataplane.entry(name, version).batcher.queue_counts()))
+
+
+def is_accepting(triton: Triton) -> bool:
+    """False once ``stop()`` began draining (new requests are refused from then on)."""
+    return bool(triton._on_loop(lambda dataplane: dataplane.accepting))
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.005) -> None:
+    """Poll ``predicate`` until it is true; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not reached within {timeout} s")
+        time.sleep(interval)
+
+
 triton_server = pytest.fixture(_triton_server, name="triton_server") if pytest is not None else None
 
-__all__ = ["find_free_port", "loopback_config", "running_triton", "triton_server", "LOOPBACK"]
+__all__ = [
+    "find_free_port",
+    "is_accepting",
+    "loopback_config",
+    "model_statistics",
+    "queue_state",
+    "running_triton",
+    "triton_server",
+    "wait_until",
+    "QueueState",
+    "LOOPBACK",
+]

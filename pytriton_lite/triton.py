@@ -33,7 +33,7 @@ from pytriton_lite.config import (
     VertextAILifecyclePolicy,
 )
 from pytriton_lite.core.cache import parse_cache_config
-from pytriton_lite.core.dataplane import DataPlane
+from pytriton_lite.core.dataplane import InProcessDataPlane
 from pytriton_lite.core.model import Model
 from pytriton_lite.core.warmup import run_warmup
 from pytriton_lite.exceptions import (
@@ -90,7 +90,7 @@ class Triton:
         self._lock = threading.RLock()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
-        self._dataplane: Optional[DataPlane] = None
+        self._dataplane: Optional[InProcessDataPlane] = None
         self._frontends: List[Any] = []
         self._pending: List[Model] = []
         self._started = False
@@ -290,6 +290,17 @@ class Triton:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
+    def _on_loop(self, fn: Callable[[InProcessDataPlane], Any], timeout: float = 10.0) -> Any:
+        """Run ``fn(dataplane)`` on the serving loop and return its result (for ``pytriton_lite.testing``)."""
+        dataplane = self._dataplane
+        if dataplane is None or self._loop is None or not self._loop.is_running():
+            raise PyTritonInvalidOperationError("Triton is not running")
+
+        async def call() -> Any:
+            return fn(dataplane)
+
+        return self._call(call(), timeout)
+
     def _configure_logging(self) -> None:
         level = int(self._config.log_verbose or 0)
         if self._config.log_file:
@@ -319,7 +330,9 @@ class Triton:
         )
         self._thread.start()
         ready.wait()
-        self._dataplane = DataPlane(self._loop, server_id=self._config.id or "triton", cache_bytes=self._cache_bytes)
+        self._dataplane = InProcessDataPlane(
+            self._loop, server_id=self._config.id or "triton", cache_bytes=self._cache_bytes
+        )
         self._dataplane.on_unrecoverable = self._on_unrecoverable
         try:
             self._call(self._start_frontends(), _START_TIMEOUT_S)

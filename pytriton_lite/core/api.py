@@ -57,6 +57,10 @@ class DataPlane(Protocol):
         """
         ...
 
+    def all_statistics(self) -> List[StatsSnapshot]:
+        """The statistics of every registered version whatever its state (what ``/metrics`` exports)."""
+        ...
+
     async def infer(self, request: InferenceRequest, is_gone: Optional[IsGone] = None) -> InferenceResponse:
         """One request, one response. Raises ``DecoupledModelError`` for a decoupled model.
 

@@ -1,4 +1,4 @@
-"""The dynamic batcher: Triton's scheduling semantics, in-process (DESIGN.md §3).
+"""The dynamic batcher: Triton's scheduling semantics, in-process (docs/architecture.md, section 5).
 
 Runs entirely on the serving loop: ``submit`` queues a request, ``_schedule`` forms batches of whole
 requests whenever an instance is free, instance threads report back through ``batch_done``/``stream_item``.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from pytriton_lite.core.instances import Batch, BatchSink, Instance
 from pytriton_lite.core.model import Model
@@ -21,11 +21,32 @@ from pytriton_lite.exceptions import (
     QueueTimeoutError,
     UnavailableError,
 )
-from pytriton_lite.model_config import QueuePolicy, TimeoutAction
 from pytriton_lite.types import InferenceRequest, InferenceResponse, Request
 
 QUEUED, DISPATCHED, DONE = 0, 1, 2
 _END = object()
+
+
+class StreamOutcomes:
+    """The responses of one streaming request, on the serving loop: responses, then an error or the end."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def put(self, outcome: Any) -> None:
+        """A response, an exception or ``_END`` (called on the loop)."""
+        self._queue.put_nowait(outcome)
+
+    async def get(self) -> Optional[InferenceResponse]:
+        """The next response; None at the end; raises the exception that ended the stream."""
+        outcome = await self._queue.get()
+        if outcome is _END:
+            return None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome  # type: ignore[no-any-return]
 
 
 class Pending:
@@ -54,7 +75,7 @@ class Pending:
         batch_size: int,
         key: Tuple[Any, ...],
         future: Optional[asyncio.Future] = None,
-        stream: Optional[asyncio.Queue] = None,
+        stream: Optional[StreamOutcomes] = None,
         is_gone: Optional[Callable[[], bool]] = None,
     ) -> None:
         self.request = request
@@ -80,6 +101,27 @@ class Pending:
         return self.closed
 
 
+class _Policy(NamedTuple):
+    """One priority level's queue policy, read once from the served config's ``ModelQueuePolicy``."""
+
+    reject: bool  # timeout_action REJECT (else DELAY)
+    default_timeout_microseconds: int
+    allow_timeout_override: bool
+    max_queue_size: int
+
+    @classmethod
+    def of(cls, proto: Any) -> _Policy:
+        return cls(
+            reject=int(proto.timeout_action) != _DELAY,
+            default_timeout_microseconds=int(proto.default_timeout_microseconds),
+            allow_timeout_override=bool(proto.allow_timeout_override),
+            max_queue_size=int(proto.max_queue_size),
+        )
+
+
+_DELAY = 1  # inference.ModelQueuePolicy.TimeoutAction.DELAY
+
+
 class Batcher(BatchSink):
     """Queues and schedules the requests of one model over its instances."""
 
@@ -93,15 +135,19 @@ class Batcher(BatchSink):
         self.model = model
         self.loop = loop
         self.stats = stats
-        cfg = model.config.batcher
+        batching = model.max_batch_size > 0
+        cfg = model.served.dynamic_batching  # the served config is the policy (bound or from config.pbtxt)
         self.max_batch_size = model.max_batch_size
-        self.delay_ns = int(cfg.max_queue_delay_microseconds) * 1000 if model.max_batch_size else 0
-        self.preferred = sorted({int(s) for s in (cfg.preferred_batch_size or [])}) if model.max_batch_size else []
-        self.levels = max(1, int(cfg.priority_levels)) if model.max_batch_size else 1
+        self.delay_ns = int(cfg.max_queue_delay_microseconds) * 1000 if batching else 0
+        self.preferred = sorted({int(s) for s in cfg.preferred_batch_size}) if batching else []
+        self.levels = max(1, int(cfg.priority_levels)) if batching else 1
         self.default_level = max(1, int(cfg.default_priority_level or 1)) if cfg.priority_levels else 1
-        default_policy = cfg.default_queue_policy or QueuePolicy()
-        self.policies: List[QueuePolicy] = [
-            (cfg.priority_queue_policy or {}).get(level + 1, default_policy) for level in range(self.levels)
+        default_policy = _Policy.of(cfg.default_queue_policy)
+        self.policies: List[_Policy] = [
+            _Policy.of(cfg.priority_queue_policy[level + 1])
+            if (level + 1) in cfg.priority_queue_policy
+            else default_policy
+            for level in range(self.levels)
         ]
         self.queues: List[Deque[Pending]] = [deque() for _ in range(self.levels)]
         self.queued_per_level = [0] * self.levels
@@ -143,6 +189,11 @@ class Batcher(BatchSink):
     def instances_alive(self) -> bool:
         return all(instance.is_alive() for instance in self.instances)
 
+    def queue_counts(self) -> Tuple[int, int]:
+        """(queued requests, queued requests nobody waits for any more)."""
+        live = [item for level in self.queues for item in level if item.state == QUEUED]
+        return len(live), sum(1 for item in live if item.gone())
+
     def idle(self) -> bool:
         return self.queued == 0 and self.in_flight == 0
 
@@ -170,7 +221,7 @@ class Batcher(BatchSink):
             timeout_us = override
         if timeout_us:
             item.deadline_ns = now + int(timeout_us) * 1000
-            item.reject_on_timeout = policy.timeout_action != TimeoutAction.DELAY
+            item.reject_on_timeout = policy.reject
         item.seq = self._next_seq
         self._next_seq += 1
         self.queues[level].append(item)
@@ -327,6 +378,10 @@ class Batcher(BatchSink):
         elif self.idle():
             self._wake_idle()
 
+    def close_stream(self, item: Pending) -> None:
+        """The consumer of a streaming request is gone (its iterator closed)."""
+        item.closed = True
+
     def instance_free(self, instance: Instance, batch: Batch) -> None:
         """``instance`` may take the next batch (its current one finished, or streams on without it)."""
         batch.released = True
@@ -342,7 +397,7 @@ class Batcher(BatchSink):
             if item.closed:
                 continue
             live = True
-            item.stream.put_nowait(  # type: ignore[union-attr]
+            item.stream.put(  # type: ignore[union-attr]
                 InferenceResponse(
                     model_name=model.name,
                     model_version=model.version_str,
@@ -389,4 +444,4 @@ def _deliver(item: Pending, outcome: Any) -> None:
         else:
             item.future.set_result(outcome)
     elif item.stream is not None and not item.closed:
-        item.stream.put_nowait(outcome)
+        item.stream.put(outcome)

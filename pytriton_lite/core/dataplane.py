@@ -1,66 +1,107 @@
-"""The data plane: the one API both front ends call (MLServer's pattern).
+"""The in-process data plane: the core's implementation of ``core.api.DataPlane`` (MLServer's pattern).
 
-Every method runs on the serving loop. Transports decode their wire format into ``InferenceRequest``,
-call ``infer``/``infer_stream`` and encode the ``InferenceResponse`` they get back.
+Front ends decode their wire format into ``InferenceRequest``, call ``infer``/``infer_stream`` and encode the
+``InferenceResponse`` they get back; metadata and statistics come out as frozen ``ModelInfo`` /
+``StatsSnapshot``. Every method runs on the serving loop, except ``instances_alive`` and
+``join_instances``, which read an immutable tuple that the loop replaces (never mutates) when models change.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncIterator, Callable, Dict, List, Optional, Tuple
+from typing import AsyncIterator, Callable, List, Optional, Tuple
 
-from pytriton_lite.core.batcher import _END, Batcher, Pending
+from pytriton_lite.core.api import IsGone
+from pytriton_lite.core.batcher import Batcher, Pending, StreamOutcomes
 from pytriton_lite.core.cache import ResponseCache, request_key
+from pytriton_lite.core.instances import Instance
 from pytriton_lite.core.model import Model
-from pytriton_lite.core.registry import Registry
-from pytriton_lite.core.stats import ModelStats
-from pytriton_lite.exceptions import InferenceError, UnavailableError, UnsupportedError
-from pytriton_lite.types import InferenceRequest, InferenceResponse
+from pytriton_lite.core.registry import Entry, Registry
+from pytriton_lite.exceptions import (
+    DecoupledModelError,
+    InvalidArgumentError,
+    ModelNotFoundError,
+    UnavailableError,
+)
+from pytriton_lite.types import InferenceRequest, InferenceResponse, ModelInfo, ModelState, StatsSnapshot
 
-DECOUPLED_ON_INFER = "HTTP end point doesn't support models with decoupled transaction policy"
+
+def model_not_available(name: str) -> InvalidArgumentError:
+    """Triton's error for a statistics request naming an unknown (or not ready) model."""
+    return InvalidArgumentError(f"requested model '{name}' is not available")
 
 
-class DataPlane:
+def version_not_available(name: str) -> InvalidArgumentError:
+    """Triton's error for a statistics request naming a version the model does not have ready."""
+    return InvalidArgumentError(f"requested model version is not available for model '{name}'")
+
+
+class InProcessDataPlane:
     """Models, their batchers and statistics, behind transport-agnostic calls."""
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, server_id: str = "triton", cache_bytes: Optional[int] = None
     ) -> None:
         self.loop = loop
-        self.server_id = server_id
+        self._server_id = server_id
         self.cache: Optional[ResponseCache] = ResponseCache(cache_bytes) if cache_bytes else None
         self.registry = Registry()
-        self.batchers: Dict[Tuple[str, int], Batcher] = {}
-        self.stats: Dict[Tuple[str, int], ModelStats] = {}
         self.accepting = True
         self.alive = True
         self.on_unrecoverable: Callable[[BaseException], None] = lambda exc: None
+        self._instances: Tuple[Instance, ...] = ()  # replaced, never mutated: read from other threads
 
-    # --- model lifecycle (called on the loop by Triton) ------------------------------------------------
+    @property
+    def server_id(self) -> str:
+        return self._server_id
 
-    def add_model(self, model: Model) -> None:
-        self.registry.add(model)
-        key = (model.name, model.version)
-        stats = self.stats[key] = ModelStats()
-        batcher = Batcher(model, self.loop, stats, self._unrecoverable)
-        self.batchers[key] = batcher
-        batcher.start()
-        model.ready = True
+    # --- model lifecycle (on the loop, called by Triton) -----------------------------------------------
+
+    def add_model(self, model: Model, *, ready: bool = True) -> Entry:
+        """Register ``model`` and start its instances; it serves once READY (``ready=False``: LOADING)."""
+        entry = Entry(model)
+        self.registry.add(entry)
+        entry.batcher = Batcher(model, self.loop, entry.stats, self._unrecoverable)
+        entry.batcher.start()
+        self._instances = self._instances + tuple(entry.batcher.instances)
+        if ready:
+            entry.state = ModelState.READY
+        return entry
+
+    def set_state(self, name: str, version: int, state: ModelState, reason: str = "") -> None:
+        entry = self.entry(name, str(version))
+        entry.state, entry.reason = state, reason
+
+    async def remove_model(self, name: str, version: int, timeout: float = 30.0) -> bool:
+        """Unload one version: refuse new requests (UNLOADING), finish queued and running ones (up to
+        ``timeout`` s), stop its instances and forget it. Returns False when the drain timed out."""
+        entry = self.entry(name, str(version))
+        entry.state, entry.reason = ModelState.UNLOADING, ""
+        batcher: Batcher = entry.batcher
+        try:
+            await asyncio.wait_for(batcher.wait_idle(), timeout)
+            drained = True
+        except asyncio.TimeoutError:
+            drained = False
+        batcher.stop()
+        self.registry.remove(entry)
+        gone = set(batcher.instances)
+        self._instances = tuple(i for i in self._instances if i not in gone)
+        entry.state = ModelState.UNAVAILABLE
+        return drained
 
     def _unrecoverable(self, exc: BaseException) -> None:
         self.on_unrecoverable(exc)
 
-    def batcher_for(self, model: Model) -> Batcher:
-        return self.batchers[(model.name, model.version)]
-
-    def stats_for(self, model: Model) -> ModelStats:
-        return self.stats[(model.name, model.version)]
+    def entry(self, name: str, version: str = "") -> Entry:
+        """The registry entry a request addresses (raises as ``model``)."""
+        return self.registry.get(name, version)
 
     async def drain(self, timeout: float) -> bool:
         """Refuse new requests, then wait (up to ``timeout`` s) until queued and running ones finish."""
         self.accepting = False
-        waits = [b.wait_idle() for b in self.batchers.values()]
+        waits = [e.batcher.wait_idle() for e in self.registry.entries()]
         if not waits:
             return True
         try:
@@ -70,53 +111,91 @@ class DataPlane:
             return False
 
     def stop_models(self) -> None:
-        for model in self.registry.models():
-            model.ready = False
-        for batcher in self.batchers.values():
-            batcher.stop()
+        for entry in self.registry.entries():
+            entry.state = ModelState.UNAVAILABLE
+            entry.batcher.stop()
 
     def join_instances(self, timeout: float) -> None:
-        for batcher in self.batchers.values():
-            batcher.join(timeout)
+        """Wait for the instance threads to end (any thread)."""
+        deadline = time.monotonic() + timeout
+        for instance in self._instances:
+            instance.join(max(0.0, deadline - time.monotonic()))
 
     def instances_alive(self) -> bool:
-        return all(b.instances_alive() for b in self.batchers.values())
+        """Every instance thread is alive (any thread: reads the immutable tuple)."""
+        return all(instance.is_alive() for instance in self._instances)
 
-    # --- health and metadata ---------------------------------------------------------------------------
+    # --- health and metadata (core.api.DataPlane) ------------------------------------------------------
 
     def live(self) -> bool:
         return self.alive
 
     def ready(self) -> bool:
-        return self.alive and self.accepting and all(m.ready for m in self.registry.models())
+        return self.alive and self.accepting and all(e.state is ModelState.READY for e in self.registry.entries())
 
-    def models(self) -> List[Model]:
-        return self.registry.models()
+    def models(self) -> List[ModelInfo]:
+        return [e.info() for e in self.registry.entries()]
 
-    def get_model(self, name: str, version: str = "") -> Model:
-        return self.registry.get(name, version)
+    def model(self, name: str, version: str = "") -> ModelInfo:
+        return self.registry.get(name, version).info()
 
     def model_ready(self, name: str, version: str = "") -> bool:
-        return self.registry.get(name, version).ready and self.accepting
+        return self.registry.get(name, version).state is ModelState.READY and self.accepting
+
+    def served_versions(self, name: str) -> Tuple[int, ...]:
+        return tuple(e.model.version for e in self.registry.served(name))
+
+    def statistics(self, name: Optional[str] = None, version: str = "") -> List[StatsSnapshot]:
+        """Triton's selection: no name = every ready version of every model (``version`` ignored, as in
+        Triton); a name = its ready versions, or the one named. Unknown or not-ready names and versions are
+        INVALID_ARG ("requested model 'x' is not available" / "requested model version is not available for
+        model 'x'"); an unparsable version keeps the registry's INVALID_ARG message."""
+        if not name:
+            entries = [e for e in self.registry.entries() if e.state is ModelState.READY]
+        else:
+            entries = [e for e in self.registry.entries() if e.model.name == name and e.state is ModelState.READY]
+            if not entries:
+                raise model_not_available(name)
+            if version:
+                try:
+                    entry = self.registry.get(name, version)
+                except ModelNotFoundError:
+                    raise version_not_available(name) from None
+                if entry.state is not ModelState.READY:
+                    raise version_not_available(name)
+                entries = [entry]
+        return [self._snapshot(e) for e in entries]
+
+    @staticmethod
+    def _snapshot(entry: Entry) -> StatsSnapshot:
+        model = entry.model
+        return entry.stats.snapshot(
+            model.name, model.version, model.max_batch_size, model.response_cache, entry.batcher.queued
+        )
+
+    def all_statistics(self) -> List[StatsSnapshot]:
+        """Statistics of every registered version whatever its state (the metrics endpoint's view)."""
+        return [self._snapshot(e) for e in self.registry.entries()]
 
     # --- inference -------------------------------------------------------------------------------------
 
-    def _admit(self, request: InferenceRequest) -> Model:
-        model = self.registry.get(request.model_name, request.model_version)
-        if not self.accepting or not model.ready:
-            raise UnavailableError(f"Server is not accepting requests: model '{model.name}' is not ready")
-        return model
+    def _admit(self, request: InferenceRequest) -> Entry:
+        entry = self.registry.get(request.model_name, request.model_version)
+        if not self.accepting or entry.state is not ModelState.READY:
+            raise UnavailableError(f"Server is not accepting requests: model '{entry.model.name}' is not ready")
+        return entry
 
-    async def infer(self, request: InferenceRequest, is_gone: Optional[Callable[[], bool]] = None) -> InferenceResponse:
+    async def infer(self, request: InferenceRequest, is_gone: Optional[IsGone] = None) -> InferenceResponse:
         """One request, one response. Cancelling the awaiting task drops the request if still queued; so does
         ``is_gone()`` turning True (a transport's probe for a disconnected client, checked at dispatch)."""
-        model = self._admit(request)
+        entry = self._admit(request)
+        model = entry.model
         if model.decoupled:
-            raise UnsupportedError(DECOUPLED_ON_INFER)
+            raise DecoupledModelError(model.name)
         callable_request, batch_size, key = model.prepare(request)
-        stats = self.stats[(model.name, model.version)]
+        stats = entry.stats
         cache_key = None
-        if self.cache is not None and model.config.response_cache:
+        if self.cache is not None and model.response_cache:
             started = time.monotonic_ns()
             cache_key = request_key(request)
             outputs = self.cache.get(cache_key)
@@ -124,10 +203,8 @@ class DataPlane:
                 stats.record_cache_hit(time.monotonic_ns() - started)
                 return InferenceResponse(model.name, model.version_str, outputs, id=request.id)
             stats.cache_miss.add(time.monotonic_ns() - started)
-        future = self.loop.create_future()
-        self.batchers[(model.name, model.version)].submit(
-            Pending(callable_request, request, batch_size, key, future=future, is_gone=is_gone)
-        )
+        future: asyncio.Future[InferenceResponse] = self.loop.create_future()
+        entry.batcher.submit(Pending(callable_request, request, batch_size, key, future=future, is_gone=is_gone))
         response = await future
         if cache_key is not None and self.cache is not None:
             self.cache.put(cache_key, response.outputs)
@@ -135,27 +212,26 @@ class DataPlane:
 
     async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
         """0..n responses for a decoupled model (exactly one otherwise); closing the iterator stops the model."""
-        model = self._admit(request)
+        entry = self._admit(request)
+        model = entry.model
         callable_request, batch_size, key = model.prepare(request)
-        batcher = self.batchers[(model.name, model.version)]
+        batcher: Batcher = entry.batcher
         if not model.decoupled:
-            future = self.loop.create_future()
+            future: asyncio.Future[InferenceResponse] = self.loop.create_future()
             batcher.submit(Pending(callable_request, request, batch_size, key, future=future))
             yield await future
             return
-        stream: asyncio.Queue = asyncio.Queue()
+        stream = StreamOutcomes()
         item = Pending(callable_request, request, batch_size, key, stream=stream)
         batcher.submit(item)
         try:
             while True:
                 outcome = await stream.get()
-                if outcome is _END:
+                if outcome is None:
                     return
-                if isinstance(outcome, BaseException):
-                    raise outcome
                 yield outcome
         finally:
-            item.closed = True
+            batcher.close_stream(item)
 
 
-__all__ = ["DataPlane", "DECOUPLED_ON_INFER", "InferenceError"]
+__all__ = ["InProcessDataPlane", "model_not_available", "version_not_available"]

@@ -11,15 +11,25 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from pytriton_lite.core.served_config import ModelConfigProto, bound_model_config
 from pytriton_lite.exceptions import InvalidArgumentError, ModelExecutionError
 from pytriton_lite.model_config import ModelConfig, Tensor, is_bytes_dtype, to_triton_dtype
-from pytriton_lite.types import InferenceRequest, Request
+from pytriton_lite.types import InferenceRequest, ModelInfo, ModelState, Request, TensorInfo
 
 _BATCH_NOTE = (
     " NOTE: Setting a non-zero max_batch_size in the model config requires a batch dimension to be prepended to "
     "each input shape. If you want to specify the full shape including the batch dim in your input dims config, "
     "try setting max_batch_size to zero. See the model configuration docs for more info on max_batch_size."
 )
+
+
+def _info(tensor: Tensor) -> TensorInfo:
+    return TensorInfo(
+        name=str(tensor.name),
+        datatype=tensor.triton_dtype,
+        shape=tuple(int(d) for d in tensor.shape),
+        optional=bool(tensor.optional),
+    )
 
 
 def _fmt_names(names: Sequence[str]) -> str:
@@ -31,7 +41,12 @@ def _fmt_shape(shape: Sequence[int]) -> str:
 
 
 class Model:
-    """A model bound with ``Triton.bind``: one or more instance callables sharing one config."""
+    """A model version: one or more instance callables sharing one served config.
+
+    ``served`` (Triton's ``ModelConfig`` protobuf) is the truth for everything the scheduler and the front
+    ends read: batching, queue policies, decoupling, the response cache. ``config`` (PyTriton's dataclass)
+    is kept for what PyTriton's own API hands back to callables (decorators, warm-up inputs).
+    """
 
     def __init__(
         self,
@@ -42,6 +57,7 @@ class Model:
         outputs: Sequence[Tensor],
         config: ModelConfig,
         strict: bool = False,
+        served: Optional[ModelConfigProto] = None,
     ) -> None:
         self.name = name
         self.version = int(version)
@@ -52,9 +68,16 @@ class Model:
         self.config = config
         self.strict = strict
         self.instance_count = len(self.infer_funcs)
-        self.max_batch_size = config.max_batch_size if config.batching else 0
-        self.decoupled = bool(config.decoupled)
-        self.ready = False
+        self.served = (
+            served
+            if served is not None
+            else bound_model_config(name, self.inputs, self.outputs, config, self.instance_count)
+        )
+        self.max_batch_size = int(self.served.max_batch_size)
+        self.decoupled = bool(self.served.model_transaction_policy.decoupled)
+        self.response_cache = bool(self.served.response_cache.enable)
+        self.input_infos = tuple(_info(t) for t in self.inputs)
+        self.output_infos = tuple(_info(t) for t in self.outputs)
         self.input_by_name: Dict[str, Tensor] = {t.name: t for t in self.inputs}  # type: ignore[misc]
         self.output_by_name: Dict[str, Tensor] = {t.name: t for t in self.outputs}  # type: ignore[misc]
         self.output_names: List[str] = [t.name for t in self.outputs]  # type: ignore[misc]
@@ -67,6 +90,20 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, version={self.version})"
+
+    def info(self, state: ModelState, reason: str = "") -> ModelInfo:
+        """A frozen description of this version in ``state`` (what front ends get)."""
+        return ModelInfo(
+            name=self.name,
+            version=self.version,
+            state=state,
+            reason=reason,
+            decoupled=self.decoupled,
+            max_batch_size=self.max_batch_size,
+            inputs=self.input_infos,
+            outputs=self.output_infos,
+            config=self.served,
+        )
 
     # --- request side (serving loop) ------------------------------------------------------------------
 

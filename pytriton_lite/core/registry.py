@@ -1,57 +1,120 @@
-"""(name, version) -> Model, with Triton's lookup rules and messages."""
+"""(name, version) -> registry entry, with Triton's lookup rules, version policies and messages.
+
+Every entry carries its state (LOADING, READY, UNLOADING, UNAVAILABLE) and a reason. Which versions a name
+serves is decided by the version policy of its served config (``latest N`` / ``all`` / ``specific``); a
+request that names no version goes to the highest served version. Used on the serving loop only.
+"""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
 
 from pytriton_lite.core.model import Model
+from pytriton_lite.core.stats import ModelStats
 from pytriton_lite.exceptions import InvalidArgumentError, ModelNotFoundError, PyTritonInvalidOperationError
+from pytriton_lite.types import ModelInfo, ModelState
+
+
+@dataclass(eq=False)
+class Entry:
+    """One registered model version: the model, its state, its scheduler and its statistics."""
+
+    model: Model
+    state: ModelState = ModelState.LOADING
+    reason: str = ""
+    batcher: Any = None  # core.batcher.Batcher once started
+    stats: ModelStats = field(default_factory=ModelStats)
+
+    def info(self) -> ModelInfo:
+        return self.model.info(self.state, self.reason)
+
+
+def selected_versions(policy: Any, versions: List[int]) -> List[int]:
+    """The versions a ``ModelVersionPolicy`` proto picks out of ``versions`` (ascending)."""
+    ordered = sorted(versions)
+    kind = policy.WhichOneof("policy_choice") if policy is not None else None
+    if kind == "all":
+        return ordered
+    if kind == "specific":
+        wanted = {int(v) for v in policy.specific.versions}
+        return [v for v in ordered if v in wanted]
+    count = int(policy.latest.num_versions) if kind == "latest" else 1
+    return ordered[-max(1, count) :]
+
+
+def parse_version(version: str) -> int:
+    try:
+        return int(version)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"failed to get model version from specified version string '{version}' (value: '{version}'), "
+            "version should be an integral value > 0"
+        ) from None
 
 
 class Registry:
-    """Bound models. Names are unique case-insensitively (PyTriton); lookups are exact."""
+    """Registered model versions. Names are unique case-insensitively (PyTriton); lookups are exact."""
 
     def __init__(self) -> None:
-        self._models: Dict[Tuple[str, int], Model] = {}
-        self._by_name: Dict[str, Dict[int, Model]] = {}
+        self._by_name: Dict[str, Dict[int, Entry]] = {}
+        self._keys: Dict[Tuple[str, int], Entry] = {}
 
-    def add(self, model: Model) -> None:
+    def add(self, entry: Entry) -> None:
+        model = entry.model
         key = (model.name.lower(), model.version)
-        if key in self._models:
+        if key in self._keys:
             raise PyTritonInvalidOperationError("Cannot add model with the same name twice.")
-        self._models[key] = model
-        self._by_name.setdefault(model.name, {})[model.version] = model
+        self._keys[key] = entry
+        self._by_name.setdefault(model.name, {})[model.version] = entry
 
-    def remove(self, model: Model) -> None:
-        self._models.pop((model.name.lower(), model.version), None)
+    def remove(self, entry: Entry) -> None:
+        model = entry.model
+        if self._keys.get((model.name.lower(), model.version)) is entry:
+            del self._keys[(model.name.lower(), model.version)]
         versions = self._by_name.get(model.name, {})
-        versions.pop(model.version, None)
+        if versions.get(model.version) is entry:
+            del versions[model.version]
         if not versions:
             self._by_name.pop(model.name, None)
 
-    def models(self) -> List[Model]:
-        return [m for versions in self._by_name.values() for _, m in sorted(versions.items())]
+    def entries(self) -> List[Entry]:
+        """Every entry, by name (in registration order) then version."""
+        return [e for versions in self._by_name.values() for _, e in sorted(versions.items())]
 
-    def get(self, name: str, version: str = "") -> Model:
+    def served(self, name: str) -> List[Entry]:
+        """READY entries of ``name`` that its version policy selects, ascending by version."""
+        versions = self._by_name.get(name)
+        if not versions:
+            return []
+        chosen = selected_versions(self._policy(versions), list(versions))
+        return [versions[v] for v in chosen if versions[v].state is ModelState.READY]
+
+    def get(self, name: str, version: str = "") -> Entry:
+        """The entry a request addresses (Triton's lookup and its error messages)."""
         versions = self._by_name.get(name)
         if not versions:
             raise ModelNotFoundError(f"Request for unknown model: '{name}' is not found")
         if not version:
-            return versions[max(versions)]
-        try:
-            number = int(version)
-        except ValueError:
-            raise InvalidArgumentError(
-                f"failed to get model version from specified version string '{version}' (value: '{version}'), "
-                "version should be an integral value > 0"
-            ) from None
-        model = versions.get(number)
-        if model is None:
+            served = self.served(name)
+            if served:
+                return served[-1]
+            # nothing served: the highest selected version answers "not ready" rather than "not found"
+            chosen = selected_versions(self._policy(versions), list(versions))
+            return versions[chosen[-1] if chosen else max(versions)]
+        number = parse_version(version)
+        entry = versions.get(number)
+        if entry is None or number not in selected_versions(self._policy(versions), list(versions)):
             raise ModelNotFoundError(f"Request for unknown model: '{name}' version {version} is not found")
-        return model
+        return entry
 
-    def find(self, name: str, version: str = "") -> Optional[Model]:
+    def find(self, name: str, version: str = "") -> Optional[Entry]:
         try:
             return self.get(name, version)
         except (ModelNotFoundError, InvalidArgumentError):
             return None
+
+    @staticmethod
+    def _policy(versions: Dict[int, Entry]) -> Any:
+        # versions of one model share one config in Triton; the newest registered one speaks for the name
+        return versions[max(versions)].model.served.version_policy

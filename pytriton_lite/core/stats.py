@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict
 
+from pytriton_lite.types import BatchStatsSnapshot, DurationStat, StatsSnapshot
+
 FAILURE_REASONS = ("REJECTED", "CANCELED", "BACKEND", "OTHER")
 
 
@@ -21,6 +23,9 @@ class Duration:
     def add(self, ns: int, count: int = 1) -> None:
         self.count += count
         self.ns += max(0, int(ns))
+
+    def snapshot(self) -> DurationStat:
+        return DurationStat(self.count, self.ns)
 
 
 @dataclass
@@ -80,3 +85,38 @@ class ModelStats:
     def record_failure(self, total_ns: int, reason: str) -> None:
         self.fail.add(total_ns)
         self.failures[reason if reason in self.failures else "OTHER"] += 1
+
+    def snapshot(
+        self, name: str, version: int, max_batch_size: int, response_cache: bool, queued: int
+    ) -> StatsSnapshot:
+        """A frozen copy (taken on the serving loop, where the counters change)."""
+        return StatsSnapshot(
+            name=name,
+            version=version,
+            max_batch_size=max_batch_size,
+            response_cache=response_cache,
+            last_inference=self.last_inference,
+            inference_count=self.inference_count,
+            execution_count=self.execution_count,
+            success=self.success.snapshot(),
+            fail=self.fail.snapshot(),
+            queue=self.queue.snapshot(),
+            compute_input=self.compute_input.snapshot(),
+            compute_infer=self.compute_infer.snapshot(),
+            compute_output=self.compute_output.snapshot(),
+            cache_hit=self.cache_hit.snapshot(),
+            cache_miss=self.cache_miss.snapshot(),
+            batch_stats=tuple(
+                BatchStatsSnapshot(
+                    batch_size=size,
+                    compute_input=per.compute_input.snapshot(),
+                    compute_infer=per.compute_infer.snapshot(),
+                    compute_output=per.compute_output.snapshot(),
+                )
+                for size, per in sorted(self.batch_stats.items())
+            ),
+            failures=tuple((reason, self.failures.get(reason, 0)) for reason in FAILURE_REASONS),
+            pending=self.pending,
+            queued=queued,
+            batch_size_histogram=tuple(sorted(self.batch_size_histogram.items())),
+        )

@@ -1,1 +1,5 @@
-"""Transports: the v2 HTTP (starlette/uvicorn), gRPC (grpc.aio) and metrics front ends over core.dataplane."""
+"""Transports over the ``core.api.DataPlane`` seam: v2 HTTP (a plain ASGI app on uvicorn), gRPC (grpc.aio), metrics.
+
+Each front end decodes with a ``protocol`` codec, calls the data plane and encodes what it returns; none imports
+another. See docs/architecture.md.
+"""

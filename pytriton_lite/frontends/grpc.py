@@ -22,7 +22,8 @@ from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Set, Tupl
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from pytriton_lite.exceptions import PyTritonError, UnsupportedError
+from pytriton_lite.core.api import DataPlane
+from pytriton_lite.exceptions import DecoupledModelError, PyTritonError, UnsupportedError
 from pytriton_lite.protocol import grpc_codec, model_json, stats_json
 from pytriton_lite.types import InferenceRequest
 
@@ -115,7 +116,7 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     def __init__(
         self,
-        dataplane: Any,
+        dataplane: DataPlane,
         header_forward_pattern: Optional[str] = None,
         restricted_protocols: Optional[Dict[str, Tuple[str, str]]] = None,
     ) -> None:
@@ -170,18 +171,16 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if self._restricted:
             await self._check_access("ServerMetadata", context)
-        metadata = model_json.server_metadata(getattr(self._dataplane, "server_id", "triton"))
+        metadata = model_json.server_metadata(self._dataplane.server_id)
         return grpc_codec.server_metadata_response(metadata["name"], metadata["version"], metadata["extensions"])
 
     async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if self._restricted:
             await self._check_access("ModelMetadata", context)
         try:
-            model = self._dataplane.get_model(request.name, request.version)
-            if request.version:
-                versions = [model.version]
-            else:  # every ready version, as Triton lists them
-                versions = [m.version for m in self._dataplane.models() if m.name == model.name and m.ready]
+            model = self._dataplane.model(request.name, request.version)
+            # no version: every served version, as Triton lists them
+            versions = [model.version] if request.version else list(self._dataplane.served_versions(model.name))
             return grpc_codec.model_metadata_response(model_json.model_metadata(model, versions or [model.version]))
         except Exception as exc:  # noqa: BLE001
             await self._fail(context, exc)
@@ -190,8 +189,8 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         if self._restricted:
             await self._check_access("ModelConfig", context)
         try:
-            model = self._dataplane.get_model(request.name, request.version)
-            return service_pb2.ModelConfigResponse(config=model_json.model_config_proto(model))
+            model = self._dataplane.model(request.name, request.version)
+            return service_pb2.ModelConfigResponse(config=model.config)
         except Exception as exc:  # noqa: BLE001
             await self._fail(context, exc)
 
@@ -200,8 +199,8 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             await self._check_access("ModelStatistics", context)
         try:
             # Triton's selection and INVALID_ARG errors, shared with the HTTP stats route
-            pairs = stats_json.collect(self._dataplane, request.name or None, request.version)
-            return stats_json.statistics_proto(pairs)
+            snapshots = self._dataplane.statistics(request.name or None, request.version)
+            return stats_json.statistics_proto(snapshots)
         except Exception as exc:  # noqa: BLE001
             await self._fail(context, exc)
 
@@ -277,10 +276,10 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             await self._check_access("ModelInfer", context)
         try:
             infer_request = grpc_codec.decode_infer_request(message, raw, self._forwarded(context))
-            dataplane = self._dataplane
-            if dataplane.get_model(infer_request.model_name, infer_request.model_version).decoupled:
-                raise UnsupportedError(DECOUPLED_ON_MODEL_INFER)
-            response = await dataplane.infer(infer_request)
+            try:
+                response = await self._dataplane.infer(infer_request)
+            except DecoupledModelError:
+                raise UnsupportedError(DECOUPLED_ON_MODEL_INFER) from None
             return grpc_codec.serialize_infer_response(response)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status
             await self._fail(context, exc)
@@ -355,7 +354,7 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         try:
             try:
                 request = grpc_codec.decode_infer_request(message, raw, forwarded)
-                model = self._dataplane.get_model(request.model_name, request.model_version)
+                model = self._dataplane.model(request.model_name, request.model_version)
             except Exception as exc:  # noqa: BLE001
                 await self._emit_in_order(previous, out, self._stream_error(exc, model_name, model_version, request_id))
                 return
@@ -456,7 +455,7 @@ class GrpcFrontend:
 
     def __init__(
         self,
-        dataplane: Any,
+        dataplane: DataPlane,
         *,
         host: str = "0.0.0.0",
         port: int = 8001,
@@ -514,7 +513,7 @@ class GrpcFrontend:
         self._server: Optional[grpc.aio.Server] = None
 
     @classmethod
-    def from_triton_config(cls, dataplane: Any, config: Any) -> GrpcFrontend:
+    def from_triton_config(cls, dataplane: DataPlane, config: Any) -> GrpcFrontend:
         """Build from a ``TritonConfig`` (read with getattr; unset fields keep Triton's defaults)."""
 
         def get(name: str, default: Any = None) -> Any:

@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Seq
 
 import uvicorn
 
+from pytriton_lite.core.api import DataPlane
 from pytriton_lite.exceptions import (
     InvalidArgumentError,
     PyTritonError,
@@ -196,7 +197,7 @@ class HttpApp:
 
     def __init__(
         self,
-        dataplane: Any,
+        dataplane: DataPlane,
         *,
         header_forward_pattern: Optional[str] = None,
         restricted_api: Any = None,
@@ -317,7 +318,7 @@ class HttpApp:
         await _respond_empty(request.send, 200 if self.dataplane.ready() else 400)
 
     async def _server_metadata(self, request: _Request) -> None:
-        await _respond_json(request.send, model_json.server_metadata(getattr(self.dataplane, "server_id", "triton")))
+        await _respond_json(request.send, model_json.server_metadata(self.dataplane.server_id))
 
     async def _model_ready(self, request: _Request, name: str, version: str) -> None:
         if self.dataplane.model_ready(name, version):
@@ -326,15 +327,12 @@ class HttpApp:
             await _respond(request.send, 400, http_codec.encode_error("Model version not ready"))
 
     async def _model_metadata(self, request: _Request, name: str, version: str) -> None:
-        model = self.dataplane.get_model(name, version)
-        if version:
-            versions: List[Any] = [model.version]
-        else:
-            versions = [m.version for m in self.dataplane.models() if m.name == name and m.ready] or [model.version]
+        model = self.dataplane.model(name, version)
+        versions = [model.version] if version else list(self.dataplane.served_versions(name)) or [model.version]
         await _respond_json(request.send, model_json.model_metadata(model, versions))
 
     async def _model_config(self, request: _Request, name: str, version: str) -> None:
-        model = self.dataplane.get_model(name, version)
+        model = self.dataplane.model(name, version)
         await _respond_json(request.send, model_json.model_config_dict(model))
 
     async def _all_stats(self, request: _Request) -> None:
@@ -344,8 +342,8 @@ class HttpApp:
         await self._stats(request, name, version)
 
     async def _stats(self, request: _Request, name: Optional[str], version: str) -> None:
-        pairs = stats_json.collect(self.dataplane, name, version)
-        await _respond_json(request.send, stats_json.statistics_json(pairs))
+        snapshots = self.dataplane.statistics(name, version)
+        await _respond_json(request.send, stats_json.statistics_json(snapshots))
 
     async def _repository(
         self, request: _Request, repository: Optional[str], model: Optional[str], action: Optional[str]
@@ -384,7 +382,7 @@ class HttpApp:
     # --- inference -----------------------------------------------------------------------------------
 
     async def _infer(self, request: _Request, name: str, version: str) -> None:
-        model = self.dataplane.get_model(name, version)  # 404 before the body is read, as Triton
+        model = self.dataplane.model(name, version)  # 404 before the body is read, as Triton
         if model.decoupled:
             raise UnsupportedError(DECOUPLED_ON_INFER)
         encoding = request.header(b"content-encoding")
@@ -430,7 +428,7 @@ class HttpApp:
         await send({"type": "http.response.body", "body": chunks[-1] if chunks else b""})
 
     async def _generate_request(self, request: _Request, name: str, version: str) -> Any:
-        model = self.dataplane.get_model(name, version)
+        model = self.dataplane.model(name, version)
         body = await request.body()
         generate_request = generate_codec.decode_generate_request(
             body,
@@ -535,7 +533,7 @@ class HttpFrontend:
 
     def __init__(
         self,
-        dataplane: Any,
+        dataplane: DataPlane,
         *,
         host: str = "0.0.0.0",
         port: int = 8000,
@@ -563,7 +561,7 @@ class HttpFrontend:
         self._task: Optional[asyncio.Task] = None
 
     @classmethod
-    def from_triton_config(cls, dataplane: Any, config: Any) -> HttpFrontend:
+    def from_triton_config(cls, dataplane: DataPlane, config: Any) -> HttpFrontend:
         """Build from a ``TritonConfig`` (read with getattr; unset fields keep Triton's defaults)."""
 
         def get(name: str, default: Any = None) -> Any:

@@ -22,7 +22,8 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from pytriton_lite.core.stats import FAILURE_REASONS
+from pytriton_lite.core.api import DataPlane
+from pytriton_lite.types import StatsSnapshot
 
 LOGGER = logging.getLogger("pytriton_lite.metrics")
 
@@ -109,28 +110,22 @@ def batch_size_buckets(max_batch_size: int) -> List[int]:
 
 
 class ModelStatsCollector(Collector):
-    """Reads the data plane's statistics at scrape time. Call ``collect`` on the serving loop."""
+    """Reads the data plane's statistics snapshots at scrape time. Call ``collect`` on the serving loop."""
 
-    def __init__(self, dataplane: Any) -> None:
+    def __init__(self, dataplane: DataPlane) -> None:
         self._dataplane = dataplane
 
-    def _models(self) -> List[Tuple[Any, Any, Dict[str, str]]]:
-        models = []
-        for model in self._dataplane.models():
-            version = getattr(model, "version_str", None) or str(model.version)
-            labels = {"model": model.name, "version": version}
-            models.append((model, self._dataplane.stats_for(model), labels))
-        return models
+    def _models(self) -> List[Tuple[StatsSnapshot, Dict[str, str]]]:
+        return [(s, {"model": s.name, "version": s.version_str}) for s in self._dataplane.all_statistics()]
 
     def collect(self) -> Iterator[Metric]:
         models = self._models()
         first, *rest = _COUNTERS
         yield self._counter_family(first, models)
         failure = _counter("nv_inference_request_failure", "Number of failed inference requests, all batch sizes")
-        for _, stats, labels in models:
-            failures = getattr(stats, "failures", {})
-            for reason in FAILURE_REASONS:  # all four exist from the start, as in Triton
-                failure.add_sample(failure.name, {**labels, "reason": reason}, failures.get(reason, 0))
+        for stats, labels in models:
+            for reason, count in stats.failures:  # all four reasons exist from the start, as in Triton
+                failure.add_sample(failure.name, {**labels, "reason": reason}, count)
         yield failure
         for spec in rest:
             yield self._counter_family(spec, models)
@@ -139,10 +134,10 @@ class ModelStatsCollector(Collector):
             "Instantaneous number of pending requests awaiting execution per-model.",
             labels=["model", "version"],
         )
-        for _, stats, labels in models:
+        for stats, labels in models:
             pending.add_metric([labels["model"], labels["version"]], stats.pending)
         yield pending
-        cached = [entry for entry in models if getattr(entry[0].config, "response_cache", False)]
+        cached = [entry for entry in models if entry[0].response_cache]
         if cached:
             for spec in _CACHE_COUNTERS:
                 yield self._counter_family(spec, cached)
@@ -152,11 +147,11 @@ class ModelStatsCollector(Collector):
     def _counter_family(spec: Tuple[str, str, Callable[[Any], float]], models: Iterable[Any]) -> Metric:
         name, documentation, value = spec
         family = _counter(name, documentation)
-        for _, stats, labels in models:
+        for stats, labels in models:
             family.add_sample(name, labels, value(stats))
         return family
 
-    def _beyond_triton(self, models: List[Tuple[Any, Any, Dict[str, str]]]) -> Iterator[Metric]:
+    def _beyond_triton(self, models: List[Tuple[StatsSnapshot, Dict[str, str]]]) -> Iterator[Metric]:
         histogram = HistogramMetricFamily(
             BATCH_SIZE_FAMILY,
             "Batch sizes the model was executed with (rows per execution)",
@@ -167,17 +162,17 @@ class ModelStatsCollector(Collector):
             "Requests waiting in the model's dynamic batcher queue",
             labels=["model", "version"],
         )
-        for model, stats, labels in models:
+        for stats, labels in models:
             label_values = [labels["model"], labels["version"]]
-            counts = getattr(stats, "batch_size_histogram", {})
+            counts = dict(stats.batch_size_histogram)
             buckets, cumulative = [], 0
-            for bound in batch_size_buckets(model.max_batch_size):
+            for bound in batch_size_buckets(stats.max_batch_size):
                 cumulative = sum(n for size, n in counts.items() if size <= bound)
                 buckets.append((floatToGoString(bound), cumulative))
             total = sum(counts.values())
             buckets.append(("+Inf", total))
             histogram.add_metric(label_values, buckets, sum(size * n for size, n in counts.items()))
-            queue.add_metric(label_values, self._dataplane.batcher_for(model).queued)
+            queue.add_metric(label_values, stats.queued)
         yield histogram
         yield queue
 
@@ -239,7 +234,7 @@ def _bind(host: str, port: int) -> socket.socket:
 class MetricsFrontend:
     """``GET /metrics`` (and ``/metrics/``) for one data plane; other methods 405, other paths 400 (Triton)."""
 
-    def __init__(self, dataplane: Any, *, host: str = "0.0.0.0", port: int = DEFAULT_METRICS_PORT) -> None:
+    def __init__(self, dataplane: DataPlane, *, host: str = "0.0.0.0", port: int = DEFAULT_METRICS_PORT) -> None:
         self.dataplane = dataplane
         self.host = host
         self.requested_port = int(port)
@@ -252,7 +247,7 @@ class MetricsFrontend:
         self._main: Optional[asyncio.Task] = None
 
     @classmethod
-    def from_triton_config(cls, dataplane: Any, config: Any) -> MetricsFrontend:
+    def from_triton_config(cls, dataplane: DataPlane, config: Any) -> MetricsFrontend:
         """Build from a ``TritonConfig``: ``metrics_address`` (default: ``http_address``) and ``metrics_port``."""
         host = getattr(config, "metrics_address", None) or getattr(config, "http_address", None) or "0.0.0.0"
         port = getattr(config, "metrics_port", None)

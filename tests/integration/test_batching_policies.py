@@ -13,6 +13,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from pytriton_lite.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor, TimeoutAction
+from pytriton_lite.testing import model_statistics, queue_state
 
 IN = [Tensor(name="x", shape=(-1,), dtype=np.float32)]
 OUT = [Tensor(name="y", shape=(-1,), dtype=np.float32)]
@@ -44,8 +45,7 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
 
 
 def pending(triton, model: str = "m") -> int:
-    dataplane = triton._dataplane
-    return dataplane.stats_for(dataplane.get_model(model)).pending
+    return model_statistics(triton, model).pending
 
 
 def http_infer(triton, value: float, **kwargs):
@@ -103,8 +103,7 @@ def test_queue_full_is_503_over_http_and_unavailable_over_grpc(triton_server):
     running.join(15)
     queued.join(15)
     assert "result" in queued_box and gate.seen == [1.0, 2.0]
-    dataplane = triton._dataplane
-    assert dataplane.stats_for(dataplane.get_model("m")).failures["REJECTED"] == 2
+    assert dict(model_statistics(triton, "m").failures)["REJECTED"] == 2
 
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
@@ -193,19 +192,10 @@ def test_request_whose_http_client_disconnected_is_dropped_before_it_runs(triton
             client.close()
 
     impatient()  # returns after its 0.5 s network timeout, closing the connection
-    dataplane = triton._dataplane
-    stats = dataplane.stats_for(dataplane.get_model("m"))
     # the server sees the disconnect and cancels the waiting call; the queued request is then dropped
-    wait_for(
-        lambda: all(
-            item.gone()
-            for queue in dataplane.batcher_for(dataplane.get_model("m")).queues
-            for item in queue
-            if item.state == 0
-        )
-    )
+    wait_for(lambda: queue_state(triton, "m").abandoned == queue_state(triton, "m").queued)
     gate.release.set()
     running.join(15)
     http_infer(triton, 3.0)
     assert gate.seen == [1.0, 3.0]  # 2.0 never reached the callable
-    assert stats.failures["CANCELED"] == 1
+    assert dict(model_statistics(triton, "m").failures)["CANCELED"] == 1

@@ -25,6 +25,7 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 from pytriton_lite.config import TritonConfig
 from pytriton_lite.decorators import batch
 from pytriton_lite.model_config import DynamicBatcher, ModelConfig, Tensor, TritonModelConfig
+from pytriton_lite.testing import model_statistics, queue_state, wait_until
 
 WAIT_S = 10.0  # bound on every wait for an event or a response
 
@@ -775,23 +776,17 @@ def test_client_disconnect_drops_the_queued_request(triton_server):
         worker.start()
         assert started.wait(WAIT_S)  # the only instance is busy with request 1
         body = json.dumps({"inputs": [{"name": "INPUT", "shape": [1], "datatype": "INT32", "data": [2]}]}).encode()
-        dataplane = triton._dataplane  # white box: wait until request 2 sits in the queue
-        stats = dataplane.stats_for(dataplane.get_model("slow"))
         with socket.create_connection(("127.0.0.1", triton.http_port), timeout=WAIT_S) as sock:
             sock.sendall(
                 b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
             )
-            deadline = time.monotonic() + WAIT_S
-            while stats.pending < 1 and time.monotonic() < deadline:
-                time.sleep(0.005)
-            assert stats.pending == 1
+            wait_until(lambda: model_statistics(triton, "slow").pending >= 1, WAIT_S)  # request 2 is queued
+            assert model_statistics(triton, "slow").pending == 1
         # the client went away while its request was queued: the server notices (uvicorn marks the request's
         # cycle disconnected, or the fallback watcher task logs it) before the instance frees up
-        batcher = dataplane.batcher_for(dataplane.get_model("slow"))
 
         def noticed():
-            queued = [item for level in batcher.queues for item in level if item.state == 0]
-            return watcher.event.is_set() or (len(queued) == 1 and queued[0].gone())
+            return watcher.event.is_set() or queue_state(triton, "slow") == (1, 1)
 
         deadline = time.monotonic() + WAIT_S
         while not noticed():

@@ -24,7 +24,7 @@ from pytriton_lite.exceptions import (
     PyTritonValidationError,
 )
 from pytriton_lite.model_config import ModelConfig, ModelWarmup, Tensor, WarmupInput
-from pytriton_lite.testing import find_free_port, loopback_config
+from pytriton_lite.testing import find_free_port, is_accepting, loopback_config, model_statistics, wait_until
 from pytriton_lite.triton import Triton, TritonConfig
 
 IN = [Tensor(name="x", shape=(-1,), dtype=np.float32)]
@@ -130,16 +130,10 @@ def test_stop_drains_running_and_queued_requests():
     threads[0].start()
     assert entered.wait(10)
     threads[1].start()
-    deadline = time.monotonic() + 10
-    while triton._dataplane.stats_for(triton._dataplane.get_model("m")).pending < 1:  # second one is queued
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_until(lambda: model_statistics(triton, "m").pending >= 1)  # the second one is queued
     stopper = threading.Thread(target=triton.stop)
     stopper.start()
-    deadline = time.monotonic() + 10
-    while triton._dataplane.accepting:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_until(lambda: not is_accepting(triton))
     release.set()
     stopper.join(15)
     for thread in threads:
@@ -166,10 +160,7 @@ def test_new_requests_are_refused_while_draining():
     client = http_client(triton)
     stopper = threading.Thread(target=triton.stop)
     stopper.start()
-    deadline = time.monotonic() + 10
-    while triton._dataplane.accepting:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_until(lambda: not is_accepting(triton))
     try:
         assert not client.is_server_ready()
         with pytest.raises(InferenceServerException) as info:
