@@ -20,24 +20,26 @@ from pytriton_lite.exceptions import PyTritonValidationError
 LOGGER = logging.getLogger("pytriton_lite.triton")
 
 ENV_PREFIX = "PYTRITON_TRITON_CONFIG_"
+# Triton's default ports; the front ends and ``Triton`` read them from here.
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_GRPC_PORT = 8001
 DEFAULT_METRICS_PORT = 8002
 DEFAULT_EXIT_TIMEOUT_S = 30
 
-VALID_TRITON_ENDPOINTS = frozenset(
-    {
-        "health",
-        "metadata",
-        "inference",
-        "shared-memory",
-        "model-config",
-        "model-repository",
-        "statistics",
-        "trace",
-        "logging",
-    }
+# Triton's API groups, in Triton's order: the names ``--http-restricted-api``, ``--grpc-restricted-protocol``
+# and ``TritonSecurityConfig.restricted_endpoints`` accept (``protocol.access`` maps routes and RPCs to them).
+TRITON_API_GROUPS = (
+    "health",
+    "metadata",
+    "inference",
+    "shared-memory",
+    "model-config",
+    "model-repository",
+    "statistics",
+    "trace",
+    "logging",
 )
+VALID_TRITON_ENDPOINTS = frozenset(TRITON_API_GROUPS)
 DEFAULT_PROTECTED_ENDPOINTS = ["shared-memory", "model-repository", "statistics", "trace", "logging"]
 TRITON_ACCESS_HEADER = "triton-access-token"
 

@@ -338,7 +338,7 @@ def group_by_keys(wrapped, instance, args, kwargs):
         return lambda: wrapped(group_requests, *args[1:], **kwargs)
 
     def _combine(results: List[Any]) -> List[Any]:
-        indexed = []
+        indexed: List[Tuple[int, Any]] = []
         for (indices, _), result in zip(groups, results):
             indexed.extend(zip(indices, result))
         indexed.sort(key=operator.itemgetter(0))
@@ -468,7 +468,7 @@ class ConstantPadder:
                 batches[idx] = np.pad(array, widths, mode="constant", constant_values=constant).astype(dtype)
 
         return [
-            {name: batches[idx] for name, batches in by_name.items() if batches[idx] is not None}
+            {name: array for name, batches in by_name.items() if (array := batches[idx]) is not None}
             for idx in range(len(batches_list))
         ]
 
@@ -483,70 +483,72 @@ def fill_optionals(**defaults: np.ndarray):
         PyTritonBadParameterError: unknown input name, non-numpy default, dtype or shape mismatch.
     """
 
-    def _dtype_matches(have: np.dtype, expected: Any) -> bool:
-        if is_bytes_dtype(expected):
-            return have.kind in "OSU"
-        try:
-            return have == np.dtype(expected)
-        except TypeError:
-            return False
-
-    def _shape_matches(have: Tuple[int, ...], expected: Tuple[int, ...]) -> bool:
-        return len(have) == len(expected) and all(e == -1 or h == e for h, e in zip(have, expected))
-
-    def _verify_defaults(model_config: TritonModelConfig) -> None:
-        inputs = {spec.name: spec for spec in (model_config.inputs or [])}
-        unknown = sorted(set(defaults) - set(inputs))
-        if unknown:
-            raise PyTritonBadParameterError(f"Could not found {', '.join(unknown)} inputs")
-
-        non_numpy = {k: v for k, v in defaults.items() if not isinstance(v, np.ndarray)}
-        if non_numpy:
-            raise PyTritonBadParameterError(
-                f"Could not use {', '.join([f'{k}={v}' for k, v in non_numpy.items()])} defaults "
-                "as they are not NumPy arrays"
-            )
-
-        bad_dtypes = {
-            k: (v.dtype, inputs[k].dtype) for k, v in defaults.items() if not _dtype_matches(v.dtype, inputs[k].dtype)
-        }
-        if bad_dtypes:
-            items = [f"{name}: dtype={have} expected_dtype={expected}" for name, (have, expected) in bad_dtypes.items()]
-            raise PyTritonBadParameterError(
-                f"Could not use {', '.join(items)} defaults as they have different than input signature dtypes"
-            )
-
-        bad_shapes = {
-            k: (v.shape, tuple(inputs[k].shape))
-            for k, v in defaults.items()
-            if not _shape_matches(v.shape, tuple(inputs[k].shape))
-        }
-        if bad_shapes:
-            items = [f"{name}: shape={have} expected_shape={expected}" for name, (have, expected) in bad_shapes.items()]
-            raise PyTritonBadParameterError(
-                f"Could not use {', '.join(items)} defaults as they have different than input signature shapes"
-            )
-
     @wrapt.decorator
     def _wrapper(wrapped, instance, args, kwargs):
         model_config = get_model_config(wrapped, instance)
-        _verify_defaults(model_config)
+        _verify_fill_defaults(defaults, model_config)
         (requests,) = args
-        batching = model_config.batching
         for request in requests:
-            batch_size = get_inference_request_batch_size(request) if batching and len(request) else None
-            for name, default_value in defaults.items():
-                if name in request:
-                    continue
-                if batching:
-                    if batch_size is None:
-                        batch_size = 1  # request without any input: nothing to take the batch size from
-                    # repeat batch_size times along a new batch axis, once along the others
-                    default_value = np.tile(default_value, (batch_size,) + (1,) * default_value.ndim)
-                request[name] = default_value
+            _fill_request(request, defaults, model_config.batching)
         return wrapped(*args, **kwargs)
 
     return _wrapper
+
+
+def _fill_request(request: InferenceRequest, defaults: Dict[str, np.ndarray], batching: bool) -> None:
+    """Put the defaults of the inputs ``request`` lacks into it, tiled to its batch size when batching."""
+    batch_size = get_inference_request_batch_size(request) if batching and len(request) else None
+    for name, default_value in defaults.items():
+        if name in request:
+            continue
+        if batching:
+            if batch_size is None:
+                batch_size = 1  # request without any input: nothing to take the batch size from
+            # repeat batch_size times along a new batch axis, once along the others
+            default_value = np.tile(default_value, (batch_size,) + (1,) * default_value.ndim)
+        request[name] = default_value
+
+
+def _verify_fill_defaults(defaults: Dict[str, Any], model_config: TritonModelConfig) -> None:
+    """``@fill_optionals``' defaults against the model's inputs: known names, numpy arrays, dtypes, shapes."""
+    inputs = {spec.name: spec for spec in (model_config.inputs or [])}
+    unknown = sorted(set(defaults) - set(inputs))
+    if unknown:
+        raise PyTritonBadParameterError(f"Could not found {', '.join(unknown)} inputs")
+
+    non_numpy = {k: v for k, v in defaults.items() if not isinstance(v, np.ndarray)}
+    if non_numpy:
+        raise PyTritonBadParameterError(
+            f"Could not use {', '.join([f'{k}={v}' for k, v in non_numpy.items()])} defaults "
+            "as they are not NumPy arrays"
+        )
+
+    dtypes = {k: (v.dtype, inputs[k].dtype) for k, v in defaults.items()}
+    _refuse_mismatches("dtype", {k: pair for k, pair in dtypes.items() if not _dtype_matches(*pair)})
+    shapes = {k: (v.shape, tuple(inputs[k].shape)) for k, v in defaults.items()}
+    _refuse_mismatches("shape", {k: pair for k, pair in shapes.items() if not _shape_matches(*pair)})
+
+
+def _refuse_mismatches(what: str, mismatches: Dict[str, Tuple[Any, Any]]) -> None:
+    """PyTriton's error for defaults whose ``what`` ("dtype" or "shape") differs from the input signature."""
+    if mismatches:
+        items = [f"{name}: {what}={have} expected_{what}={expected}" for name, (have, expected) in mismatches.items()]
+        raise PyTritonBadParameterError(
+            f"Could not use {', '.join(items)} defaults as they have different than input signature {what}s"
+        )
+
+
+def _dtype_matches(have: np.dtype, expected: Any) -> bool:
+    if is_bytes_dtype(expected):
+        return have.kind in "OSU"
+    try:
+        return have == np.dtype(expected)
+    except TypeError:
+        return False
+
+
+def _shape_matches(have: Tuple[int, ...], expected: Tuple[int, ...]) -> bool:
+    return len(have) == len(expected) and all(e == -1 or h == e for h, e in zip(have, expected))
 
 
 @wrapt.decorator

@@ -2,7 +2,29 @@
 
 The ``PyTritonError`` tree mirrors ``pytriton.exceptions``. Each class carries the v2 protocol status it
 maps to (``http_status`` and ``grpc_code``, a ``grpc.StatusCode`` member name) so that both front ends
-translate errors the same way without importing each other.
+translate errors the same way without importing each other. ``InferenceError`` and its subclasses are what a
+client gets back while a request is served; their ``reason`` feeds the failure metric. The tree, with each
+class's ``http_status`` and ``grpc_code`` (checked against the classes by ``tests/docs``)::
+
+    * PyTritonError                     500  INTERNAL
+      x PyTritonValidationError         400  INVALID_ARGUMENT
+      x PyTritonInvalidOperationError   400  INVALID_ARGUMENT
+      x PyTritonBadParameterError       400  INVALID_ARGUMENT
+      x PyTritonModelConfigError        400  INVALID_ARGUMENT
+      x PyTritonUnrecoverableError      500  INTERNAL
+      x PyTritonRuntimeError            500  INTERNAL
+      x InferenceError                  500  INTERNAL
+        + InvalidArgumentError          400  INVALID_ARGUMENT
+        + ModelNotFoundError            404  NOT_FOUND
+        + UnavailableError              503  UNAVAILABLE
+        + QueueTimeoutError             503  UNAVAILABLE
+        + UnsupportedError              501  UNIMPLEMENTED
+          - DecoupledModelError         501  UNIMPLEMENTED
+        + CancelledError                499  CANCELLED
+        + ModelExecutionError           500  INTERNAL
+
+docs/architecture.md has the whole error table: these statuses and the answers the front ends give on
+their own (unknown routes, wrong methods, restricted APIs).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 ``Tensor``, ``ModelConfig``, ``DynamicBatcher``, ``QueuePolicy``, ``TimeoutAction`` and ``DeviceKind``
 keep PyTriton's names, fields and defaults. ``TritonModelConfig``/``TensorSpec`` are what clients get
-back from a server's ``/config`` endpoint. The numpy <-> Triton dtype-name mapping lives here because
-both the core (error messages, validation) and the protocol codecs need it.
+back from a server's ``/config`` endpoint. The dtype helpers (``to_triton_dtype``, ``from_triton_dtype``,
+``is_bytes_dtype``, ``normalize_dtype``, ``TRITON_DTYPES``) are re-exported from the one dtype table,
+``pytriton_lite._dtypes``.
 """
 
 from __future__ import annotations
@@ -11,102 +12,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Dict, List, Optional, Sequence, Type, Union
 
 import numpy as np
 
+# the dtype helpers live in the bottom-layer table, pytriton_lite._dtypes; re-exported under PyTriton's names
+from pytriton_lite._dtypes import TRITON_DTYPES as TRITON_DTYPES
+from pytriton_lite._dtypes import from_triton_dtype, is_bytes_dtype, normalize_dtype, to_triton_dtype
 from pytriton_lite.exceptions import PyTritonBadParameterError, PyTritonModelConfigError
-
-# --- dtypes -------------------------------------------------------------------------------------------
-
-_NP_TO_TRITON: Dict[np.dtype, str] = {
-    np.dtype(np.bool_): "BOOL",
-    np.dtype(np.int8): "INT8",
-    np.dtype(np.int16): "INT16",
-    np.dtype(np.int32): "INT32",
-    np.dtype(np.int64): "INT64",
-    np.dtype(np.uint8): "UINT8",
-    np.dtype(np.uint16): "UINT16",
-    np.dtype(np.uint32): "UINT32",
-    np.dtype(np.uint64): "UINT64",
-    np.dtype(np.float16): "FP16",
-    np.dtype(np.float32): "FP32",
-    np.dtype(np.float64): "FP64",
-}
-_TRITON_TO_NP: Dict[str, np.dtype] = {v: k for k, v in _NP_TO_TRITON.items()}
-_TRITON_TO_NP["BYTES"] = np.dtype(object)
-
-TRITON_DTYPES: Tuple[str, ...] = tuple(_TRITON_TO_NP)
-
-_BYTES_ALIASES = {"bytes", "object", "str", "string", "bytes_", "object_", "BYTES", "TYPE_STRING"}
-
-
-def is_bytes_dtype(dtype: Any) -> bool:
-    """True for every spelling of a BYTES tensor dtype (bytes, object, np.bytes_, np.str_, "S", "U", "O")."""
-    if dtype in (bytes, object, str, np.bytes_, np.object_, np.str_):
-        return True
-    if isinstance(dtype, str):
-        return dtype in _BYTES_ALIASES
-    try:
-        return np.dtype(dtype).kind in "OSU"
-    except TypeError:
-        return False
-
-
-_NAME_CACHE: Dict[np.dtype, str] = {}
-
-
-def to_triton_dtype(dtype: Any) -> str:
-    """numpy dtype (any spelling) -> Triton wire name such as ``"FP32"`` or ``"BYTES"``."""
-    if isinstance(dtype, np.dtype):  # the per-request case: a dict hit instead of several conversions
-        cached = _NAME_CACHE.get(dtype)
-        if cached is None:
-            cached = _NAME_CACHE[dtype] = _to_triton_dtype(dtype)
-        return cached
-    return _to_triton_dtype(dtype)
-
-
-def _to_triton_dtype(dtype: Any) -> str:
-    if is_bytes_dtype(dtype):
-        return "BYTES"
-    if isinstance(dtype, str) and dtype.upper() in _TRITON_TO_NP:
-        return dtype.upper()
-    if isinstance(dtype, str) and dtype.startswith("TYPE_"):
-        return dtype[len("TYPE_") :]
-    try:
-        return _NP_TO_TRITON[np.dtype(dtype)]
-    except (KeyError, TypeError):
-        raise PyTritonBadParameterError(f"Unsupported tensor dtype: {dtype!r}") from None
-
-
-def from_triton_dtype(name: str) -> np.dtype:
-    """Triton wire name (``"FP32"`` or ``"TYPE_FP32"``; ``TYPE_STRING`` = BYTES) -> numpy dtype."""
-    key = name[len("TYPE_") :] if name.startswith("TYPE_") else name
-    if key == "STRING":
-        key = "BYTES"
-    try:
-        return _TRITON_TO_NP[key]
-    except KeyError:
-        raise PyTritonModelConfigError(f"Unsupported Triton datatype: {name!r}") from None
-
-
-def normalize_dtype(dtype: Any) -> Union[Type[Any], np.dtype]:
-    """Normalise a user-given dtype to PyTriton's form: a numpy scalar type, or ``bytes``/``object``."""
-    if dtype in (bytes, object):
-        return dtype
-    if isinstance(dtype, str):
-        if dtype in _BYTES_ALIASES:
-            return np.bytes_
-        upper = dtype.upper()
-        if upper.startswith("TYPE_"):
-            upper = upper[len("TYPE_") :]
-        if upper in _TRITON_TO_NP:
-            return _TRITON_TO_NP[upper].type if upper != "BYTES" else np.bytes_
-    try:
-        return np.dtype(dtype).type
-    except TypeError:
-        raise PyTritonBadParameterError(f"Unsupported tensor dtype: {dtype!r}") from None
-
 
 # --- public dataclasses (PyTriton 0.7) ----------------------------------------------------------------
 
@@ -204,16 +117,21 @@ def validate_model_config(config: ModelConfig) -> None:
     """PyTriton's config checks, raised as ``PyTritonBadParameterError``."""
     if config.batching and config.max_batch_size < 1:
         raise PyTritonBadParameterError("Parameter max_batch_size for model with batching enabled must be >= 1.")
-    batcher = config.batcher
     if not config.batching:
         return
+    _validate_batcher(config.batcher, config.max_batch_size)
+    for warmup in config.model_warmup or []:
+        _validate_warmup(warmup)
+
+
+def _validate_batcher(batcher: DynamicBatcher, max_batch_size: int) -> None:
     if batcher.max_queue_delay_microseconds < 0:
         raise PyTritonBadParameterError("max_queue_delay_microseconds must be >= 0.")
     if batcher.preferred_batch_size:
         for size in batcher.preferred_batch_size:
-            if not 1 <= int(size) <= config.max_batch_size:
+            if not 1 <= int(size) <= max_batch_size:
                 raise PyTritonBadParameterError(
-                    f"Preferred batch size {size} must be between 1 and max_batch_size ({config.max_batch_size})."
+                    f"Preferred batch size {size} must be between 1 and max_batch_size ({max_batch_size})."
                 )
     if batcher.default_priority_level > batcher.priority_levels:
         raise PyTritonBadParameterError(
@@ -228,15 +146,17 @@ def validate_model_config(config: ModelConfig) -> None:
                 raise PyTritonBadParameterError(
                     f"Invalid priority level {level}: must be between 0 and {batcher.priority_levels}."
                 )
-    for warmup in config.model_warmup or []:
-        for name, winput in warmup.inputs.items():
-            sources = [winput.zero_data, winput.random_data, winput.input_data_file is not None]
-            if sum(bool(s) for s in sources) != 1:
-                raise PyTritonBadParameterError(
-                    f"Warm-up input {name!r} must set exactly one of zero_data, random_data, input_data_file."
-                )
-            if not len(winput.shape):
-                raise PyTritonBadParameterError(f"Warm-up input {name!r} must have a non-empty shape.")
+
+
+def _validate_warmup(warmup: ModelWarmup) -> None:
+    for name, winput in warmup.inputs.items():
+        sources = [winput.zero_data, winput.random_data, winput.input_data_file is not None]
+        if sum(bool(s) for s in sources) != 1:
+            raise PyTritonBadParameterError(
+                f"Warm-up input {name!r} must set exactly one of zero_data, random_data, input_data_file."
+            )
+        if not len(winput.shape):
+            raise PyTritonBadParameterError(f"Warm-up input {name!r} must have a non-empty shape.")
 
 
 # --- what clients read back from a server -------------------------------------------------------------

@@ -45,6 +45,7 @@ from pytriton_lite.frontends.grpc import GrpcFrontend
 from pytriton_lite.frontends.http import HttpFrontend
 from pytriton_lite.frontends.metrics import MetricsFrontend
 from pytriton_lite.model_config import ModelConfig, Tensor, validate_model_config
+from pytriton_lite.types import ModelState
 
 LOGGER = logging.getLogger("pytriton_lite.triton")
 
@@ -413,16 +414,22 @@ class Triton:
         self._dataplane.stop_models()
 
     def _load(self, model: Model) -> None:
+        """Register ``model`` (LOADING), warm it up on its own instances, then make it READY."""
         assert self._dataplane is not None
         dataplane = self._dataplane
+
+        async def add() -> Any:
+            return dataplane.add_model(model, ready=False)
+
+        entry = self._call(add(), _START_TIMEOUT_S)
         if model.config.model_warmup:
-            calls = run_warmup(model)  # before the model is visible: it becomes ready only afterwards
+            calls = run_warmup(model, entry.batcher.instances)
             LOGGER.info("Model '%s' warmed up with %d calls", model.name, calls)
 
-        async def add() -> None:
-            dataplane.add_model(model)
+        async def ready() -> None:
+            dataplane.set_state(model.name, model.version, ModelState.READY)
 
-        self._call(add(), _START_TIMEOUT_S)
+        self._call(ready(), _START_TIMEOUT_S)
         base = f"/v2/models/{model.name}"
         LOGGER.info(
             "Infer function available as model: `%s`; Status: `GET %s/ready/`; Model config: `GET %s/config/`; "

@@ -27,13 +27,31 @@ QUEUED, DISPATCHED, DONE = 0, 1, 2
 _END = object()
 
 
-class StreamOutcomes:
-    """The responses of one streaming request, on the serving loop: responses, then an error or the end."""
+GRANT_EVERY = 16  # a stream's consumer returns credits to the instance in chunks (one post per chunk)
 
-    __slots__ = ("_queue",)
+
+class StreamOutcomes:
+    """The responses of one streaming request, on the serving loop: responses, then an error or the end.
+
+    At most ``STREAM_WINDOW`` responses wait here: the instance sends no more until the consumer has taken
+    some (``get`` hands credits back), so a client that stops reading stops the model, not the memory.
+    """
+
+    __slots__ = ("_queue", "_taken", "_source")
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._taken = 0
+        self._source: Optional[Tuple[Instance, Batch]] = None
+
+    def attach(self, instance: Instance, batch: Batch) -> None:
+        """The stream now runs as ``batch`` on ``instance`` (set at dispatch)."""
+        self._source = (instance, batch)
+
+    def release(self, count: int) -> None:
+        if self._source is not None:
+            instance, batch = self._source
+            instance.grant(batch, count)
 
     def put(self, outcome: Any) -> None:
         """A response, an exception or ``_END`` (called on the loop)."""
@@ -46,6 +64,10 @@ class StreamOutcomes:
             return None
         if isinstance(outcome, BaseException):
             raise outcome
+        self._taken += 1
+        if self._taken >= GRANT_EVERY:
+            self.release(self._taken)
+            self._taken = 0
         return outcome  # type: ignore[no-any-return]
 
 
@@ -66,6 +88,7 @@ class Pending:
         "state",
         "seq",
         "is_gone",
+        "batch",
     )
 
     def __init__(
@@ -91,6 +114,7 @@ class Pending:
         self.state = QUEUED
         self.seq = 0
         self.is_gone = is_gone  # a transport's cheap "client disconnected?" probe, polled at dispatch
+        self.batch: Optional[Batch] = None  # set at dispatch
 
     def gone(self) -> bool:
         """True when nobody waits for this request any more (client disconnected or cancelled)."""
@@ -157,7 +181,9 @@ class Batcher(BatchSink):
         self._next_seq = 0
         self._deliver_seq = 0
         self._held: Dict[int, Tuple[Pending, Any]] = {}
-        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer: Optional[asyncio.TimerHandle] = None  # the batch-forming delay
+        self._expiry: Optional[asyncio.TimerHandle] = None  # the earliest REJECT deadline in the queue
+        self._expiry_ns = 0
         self._idle_waiters: List[asyncio.Future] = []
         self.instances = [
             Instance(model, i, func, loop, self, on_unrecoverable) for i, func in enumerate(model.infer_funcs)
@@ -171,13 +197,20 @@ class Batcher(BatchSink):
             instance.start()
 
     def stop(self) -> None:
-        """Fail what is still queued and stop the instance threads (they finish their current batch)."""
-        for level in self.queues:
+        """Fail what is still queued, cancel the timers and stop the instance threads."""
+        for timer in (self._timer, self._expiry):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._expiry = None
+        for index, level in enumerate(self.queues):
             while level:
                 item = level.popleft()
                 if item.state == QUEUED:
+                    self._dequeue(item, index)
                     self._finish(item, UnavailableError(f"Server is stopping: model '{self.model.name}' is unloading"))
         self.queued = 0
+        self.queued_per_level = [0] * self.levels
+        self.stats.pending = 0
         for instance in self.instances:
             instance.stop()
 
@@ -230,6 +263,37 @@ class Batcher(BatchSink):
         self.stats.pending += 1
         if self.free:
             self._schedule()
+        if item.state == QUEUED and item.deadline_ns and item.reject_on_timeout:
+            self._arm_expiry(item.deadline_ns)
+
+    # --- REJECT deadlines: a queued request times out on time, even when nothing else happens -----------
+
+    def _arm_expiry(self, deadline_ns: int) -> None:
+        if self._expiry is not None and self._expiry_ns <= deadline_ns:
+            return
+        if self._expiry is not None:
+            self._expiry.cancel()
+        delay_s = max(0.0, (deadline_ns - time.monotonic_ns()) / 1e9)
+        self._expiry_ns = deadline_ns
+        self._expiry = self.loop.call_at(self.loop.time() + delay_s, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        now = time.monotonic_ns()
+        earliest = 0
+        for level, items in enumerate(self.queues):
+            for item in items:
+                if item.state != QUEUED or not item.deadline_ns or not item.reject_on_timeout:
+                    continue
+                if now >= item.deadline_ns:
+                    self._dequeue(item, level)
+                    self._finish(item, QueueTimeoutError("Request timeout expired"))
+                elif not earliest or item.deadline_ns < earliest:
+                    earliest = item.deadline_ns
+        if earliest:
+            self._arm_expiry(earliest)
+        if self.idle():
+            self._wake_idle()
 
     def _level(self, priority: int) -> int:
         if self.levels == 1:
@@ -339,6 +403,10 @@ class Batcher(BatchSink):
         batch = Batch(taken, requests, size)
         batch.start_ns = now
         instance = self.free.popleft()
+        for item in taken:
+            item.batch = batch
+            if item.stream is not None:
+                item.stream.attach(instance, batch)
         self.in_flight += 1
         instance.submit(batch)
 
@@ -348,7 +416,8 @@ class Batcher(BatchSink):
         self, instance: Instance, batch: Batch, results: Optional[list], error: Optional[BaseException]
     ) -> None:
         if not batch.released:  # a concurrent stream gave its instance back when it started
-            self.instance_free(instance, batch)
+            batch.released = True
+            self.free.append(instance)
         self.in_flight -= 1
         end = time.monotonic_ns()
         if error is None:
@@ -381,13 +450,24 @@ class Batcher(BatchSink):
     def close_stream(self, item: Pending) -> None:
         """The consumer of a streaming request is gone (its iterator closed)."""
         item.closed = True
+        batch = item.batch
+        if batch is not None and all(other.closed for other in batch.items):
+            self._cancel(batch)
+
+    def _cancel(self, batch: Batch) -> None:
+        """Every consumer of ``batch``'s stream is gone: stop the generator at its next response."""
+        if not batch.cancel.is_set():
+            batch.cancel.set()
+            for item in batch.items:
+                if item.stream is not None:
+                    item.stream.release(1)  # wakes a generator waiting for credits
+                    break
 
     def instance_free(self, instance: Instance, batch: Batch) -> None:
-        """``instance`` may take the next batch (its current one finished, or streams on without it)."""
+        """A stream released ``instance`` when it started (it goes on concurrently): schedule the next batch."""
         batch.released = True
-        instance.busy = False
         self.free.append(instance)
-        if batch.end_ns == 0 and self.queued:  # released early: the stream goes on, schedule the next batch now
+        if self.queued:
             self._schedule()
 
     def stream_item(self, instance: Instance, batch: Batch, results: list) -> None:
@@ -407,7 +487,7 @@ class Batcher(BatchSink):
                 )
             )
         if not live:
-            batch.cancelled = True  # every consumer is gone: stop the generator at its next yield
+            self._cancel(batch)
 
     def _finish(self, item: Pending, outcome: Any, dispatch_ns: int = 0) -> None:
         """Record stats and hand ``outcome`` (response, _END or exception) to the waiter, in order if asked."""

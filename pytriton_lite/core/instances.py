@@ -1,27 +1,32 @@
-"""Model instances: one worker thread per infer callable.
+"""Model instances: one worker thread per infer callable, each running one private event loop.
 
-A thread takes a whole batch, calls the callable and hands the outcome back to the serving loop with one
-``loop.call_soon_threadsafe`` per batch (per yielded item for decoupled models). Sync, ``async def``,
-generator and async-generator callables are adapted here; async callables run on a private event loop
-owned by the instance thread, so they never block the serving loop.
+The serving loop hands a batch to an instance with one ``call_soon_threadsafe``; the instance calls the
+callable on its own thread and loop (sync callables inline, coroutines and async generators as tasks, see
+``core.callables``) and hands the outcome back with one ``call_soon_threadsafe`` per batch (per response for
+decoupled models). Those posts are the only hand-offs between the threads: a batch's fields are written by
+one side before the post and read by the other after it, and the serving loop's "stop this stream" reaches
+the instance as a ``threading.Event`` plus a posted wake-up.
+
+Streams have backpressure: an instance may have ``STREAM_WINDOW`` responses of one stream that its consumer
+has not taken yet; then the model's generator waits until the consumer takes some.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
+import concurrent.futures
 import logging
-import queue
 import threading
 import time
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional
 
+from pytriton_lite.core import callables
 from pytriton_lite.exceptions import InferenceError, ModelExecutionError, PyTritonUnrecoverableError
 from pytriton_lite.types import Request
 
 LOGGER = logging.getLogger("pytriton_lite.core")
 
-_STOP = object()
+STREAM_WINDOW = 64  # responses of one stream in flight between the model and its consumer
 
 
 class Batch:
@@ -35,8 +40,9 @@ class Batch:
         "infer_start_ns",
         "infer_end_ns",
         "end_ns",
-        "cancelled",
         "released",
+        "cancel",
+        "credits",
     )
 
     def __init__(self, items: List[Any], requests: List[Request], size: int) -> None:
@@ -47,8 +53,9 @@ class Batch:
         self.infer_start_ns = 0
         self.infer_end_ns = 0
         self.end_ns = 0
-        self.cancelled = False  # set by the loop when every stream consumer of a decoupled batch is gone
-        self.released = False  # the instance was handed back before the batch finished (concurrent streams)
+        self.released = False  # serving loop only: the instance was handed back before the batch finished
+        self.cancel = threading.Event()  # set by the serving loop: every consumer of this stream is gone
+        self.credits: Optional[asyncio.Semaphore] = None  # instance loop only: the stream's window
 
 
 class BatchSink:
@@ -73,7 +80,7 @@ def _describe(exc: BaseException) -> str:
 
 
 class Instance:
-    """One model instance: a worker thread running one infer callable, one batch at a time."""
+    """One model instance: a worker thread with its own event loop, running one infer callable."""
 
     def __init__(
         self,
@@ -87,26 +94,44 @@ class Instance:
         self.model = model
         self.index = index
         self.func = func
-        self.loop = loop
+        self.loop = loop  # the serving loop
         self.sink = sink
         self.on_unrecoverable = on_unrecoverable
-        self.busy = False
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._aloop: Optional[asyncio.AbstractEventLoop] = None
-        self._stream_loop: Optional[asyncio.AbstractEventLoop] = None  # async-generator streams, concurrently
+        self._own: asyncio.AbstractEventLoop = asyncio.new_event_loop()  # used only on this instance's thread
         self._thread = threading.Thread(
             target=self._run, name=f"pytriton_lite-{model.name}-{model.version}-{index}", daemon=True
         )
+
+    # --- any thread ------------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, batch: Batch) -> None:
-        self.busy = True
-        self._queue.put(batch)
+        """Run ``batch`` on this instance (called on the serving loop)."""
+        self._own.call_soon_threadsafe(self._begin, batch)
+
+    def grant(self, batch: Batch, count: int) -> None:
+        """The consumer took ``count`` responses of ``batch``'s stream (or left): let the model go on."""
+        try:
+            self._own.call_soon_threadsafe(_release, batch, count)
+        except RuntimeError:  # the instance loop is closed: nothing waits any more
+            pass
+
+    def execute(self, func: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        """Run ``func()`` on this instance's thread (awaiting what it returns); warm-up uses it."""
+
+        async def run() -> Any:
+            return await callables.settle(func())
+
+        return asyncio.run_coroutine_threadsafe(run(), self._own)
 
     def stop(self) -> None:
-        self._queue.put(_STOP)
+        """Stop after the callbacks already posted (a batch that runs inline finishes; tasks are cancelled)."""
+        try:
+            self._own.call_soon_threadsafe(self._own.stop)
+        except RuntimeError:
+            pass
 
     def join(self, timeout: Optional[float] = None) -> None:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
@@ -115,34 +140,29 @@ class Instance:
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
-    # --- worker thread --------------------------------------------------------------------------------
+    # --- the instance thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        loop = self._own
+        asyncio.set_event_loop(loop)
         try:
-            while True:
-                batch = self._queue.get()
-                if batch is _STOP:
-                    break
-                if self.model.decoupled:
-                    self._run_stream(batch)
-                else:
-                    self._run_batch(batch)
+            loop.run_forever()
         finally:
-            if self._aloop is not None:
-                self._aloop.close()
-            if self._stream_loop is not None:
-                self._stream_loop.call_soon_threadsafe(self._stream_loop.stop)
+            try:
+                tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
         try:
             self.loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:  # loop closed during shutdown: nobody is waiting any more
+        except RuntimeError:  # serving loop closed during shutdown: nobody is waiting any more
             pass
-
-    def _await(self, awaitable: Any) -> Any:
-        if self._aloop is None:
-            self._aloop = asyncio.new_event_loop()
-        return self._aloop.run_until_complete(awaitable)
 
     def _fail(self, exc: BaseException) -> BaseException:
         """Turn a callable's exception into what the batch fails with; log the traceback once."""
@@ -157,98 +177,81 @@ class Instance:
             self._post(self.on_unrecoverable, exc)
         return error
 
-    def _run_batch(self, batch: Batch) -> None:
+    def _begin(self, batch: Batch) -> None:
         batch.infer_start_ns = time.monotonic_ns()
-        results = None
-        error: Optional[BaseException] = None
         try:
             out = self.func(batch.requests)
-            if inspect.isawaitable(out):
-                out = self._await(out)
-            elif inspect.isgenerator(out):
-                out = _single(list(out), self.model.name)
-            elif inspect.isasyncgen(out):
-                out = _single(self._await(_drain(out)), self.model.name)
-            batch.infer_end_ns = time.monotonic_ns()
-            results = self.model.postprocess(out, batch.requests)
         except BaseException as exc:  # noqa: BLE001 - any failure fails only this batch
-            if not batch.infer_end_ns:
-                batch.infer_end_ns = time.monotonic_ns()
-            error = self._fail(exc)
+            self._done(batch, None, self._fail(exc))
+            return
+        if self.model.decoupled:
+            self._own.create_task(self._stream(batch, out))
+        elif callables.is_iterator(out) or callables.is_async_iterable(out) or _is_awaitable(out):
+            self._own.create_task(self._complete(batch, out))
+        else:
+            self._finish(batch, out)
+
+    async def _complete(self, batch: Batch, out: Any) -> None:
+        try:
+            result = await callables.one_result(out, self.model.name)
+        except BaseException as exc:  # noqa: BLE001
+            self._done(batch, None, self._fail(exc))
+            return
+        self._finish(batch, result)
+
+    def _finish(self, batch: Batch, out: Any) -> None:
+        batch.infer_end_ns = time.monotonic_ns()
+        try:
+            results = self.model.postprocess(out, batch.requests)
+        except BaseException as exc:  # noqa: BLE001
+            self._done(batch, None, self._fail(exc))
+            return
+        self._done(batch, results, None)
+
+    def _done(self, batch: Batch, results: Optional[list], error: Optional[BaseException]) -> None:
+        if not batch.infer_end_ns:
+            batch.infer_end_ns = time.monotonic_ns()
         batch.end_ns = time.monotonic_ns()
         self._post(self.sink.batch_done, self, batch, results, error)
 
-    def _run_stream(self, batch: Batch) -> None:
-        batch.infer_start_ns = time.monotonic_ns()
+    async def _stream(self, batch: Batch, out: Any) -> None:
+        batch.credits = asyncio.Semaphore(STREAM_WINDOW)
         error: Optional[BaseException] = None
         try:
-            out = self.func(batch.requests)
-            if inspect.isawaitable(out):
-                out = self._await(out)
-            if inspect.isasyncgen(out):
-                # Like Triton's decoupled execute, an async generator does not hold its instance: it streams on
-                # the instance's stream loop, concurrently with the streams started after it.
-                # instance_free is posted first so the loop sees it before anything this stream reports
+            value = await callables.settle(out)
+            if callables.is_async_iterable(value):
+                # Like Triton's decoupled execute, an async generator does not hold its instance: it streams
+                # on this loop concurrently with the streams started after it. instance_free is posted first
+                # so that the serving loop sees it before anything this stream reports.
                 self._post(self.sink.instance_free, self, batch)
-                asyncio.run_coroutine_threadsafe(self._stream_concurrently(out, batch), self._streams())
-                return
-            elif inspect.isgenerator(out) or isinstance(out, (map, filter)) or hasattr(out, "__next__"):
-                try:
-                    for item in out:
-                        self._emit(item, batch)
-                        if batch.cancelled:
-                            break
-                finally:
-                    close = getattr(out, "close", None)
-                    if close is not None:
-                        close()
-            elif out is not None:
-                self._emit(out, batch)
-        except BaseException as exc:  # noqa: BLE001
+            await callables.for_each(value, lambda item: self._emit(item, batch))
+        except BaseException as exc:  # noqa: BLE001 - fails only this stream
             error = self._fail(exc)
         batch.infer_end_ns = batch.end_ns = time.monotonic_ns()
         self._post(self.sink.batch_done, self, batch, None, error)
 
-    def _streams(self) -> asyncio.AbstractEventLoop:
-        if self._stream_loop is None:
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name=f"{self._thread.name}-streams", daemon=True).start()
-            self._stream_loop = loop
-        return self._stream_loop
-
-    async def _stream_concurrently(self, agen: Any, batch: Batch) -> None:
-        error: Optional[BaseException] = None
-        try:
-            await self._pump_async(agen, batch)
-        except BaseException as exc:  # noqa: BLE001 - fails only this stream's batch
-            error = self._fail(exc)
-        batch.infer_end_ns = batch.end_ns = time.monotonic_ns()
-        self._post(self.sink.batch_done, self, batch, None, error)
-
-    async def _pump_async(self, agen: Any, batch: Batch) -> None:
-        try:
-            async for item in agen:
-                self._emit(item, batch)
-                if batch.cancelled:
-                    break
-        finally:
-            await agen.aclose()
-
-    def _emit(self, item: Any, batch: Batch) -> None:
+    async def _emit(self, item: Any, batch: Batch) -> bool:
+        """Send one response of a stream; False once every consumer is gone (the model's generator stops)."""
+        if batch.cancel.is_set():
+            return False
         results = self.model.postprocess(item, batch.requests)
+        assert batch.credits is not None
+        await batch.credits.acquire()  # backpressure: wait while STREAM_WINDOW responses are not taken
+        if batch.cancel.is_set():
+            return False
         self._post(self.sink.stream_item, self, batch, results)
-        # consumers close on the loop; reading their flags here stops a fast generator without waiting a hop
-        if all(pending.closed for pending in batch.items):
-            batch.cancelled = True
+        return True
 
 
-def _single(items: Sequence[Any], model: str) -> Any:
-    if len(items) != 1:
-        raise ModelExecutionError(
-            f"Model '{model}' is not decoupled: its infer function must produce exactly one result, got {len(items)}"
-        )
-    return items[0]
+def _release(batch: Batch, count: int) -> None:
+    credits = batch.credits
+    if credits is not None:
+        for _ in range(count):
+            credits.release()
 
 
-async def _drain(agen: Any) -> List[Any]:
-    return [item async for item in agen]
+def _is_awaitable(value: Any) -> bool:
+    return hasattr(value, "__await__")
+
+
+__all__ = ["Batch", "BatchSink", "Instance", "STREAM_WINDOW"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
+from pytriton_lite.core import callables
+from pytriton_lite.core.instances import Instance
 from pytriton_lite.core.model import Model
 from pytriton_lite.model_config import ModelWarmup, WarmupInput, is_bytes_dtype
 from pytriton_lite.types import Request
@@ -52,37 +53,27 @@ def warmup_requests(model: Model, warmup: ModelWarmup) -> List[Request]:
     ]
 
 
-def run_warmup(model: Model) -> int:
-    """Run every warm-up request through every instance; failures are logged, not raised. Returns calls made."""
+def run_warmup(model: Model, instances: Sequence[Instance], timeout: float = 600.0) -> int:
+    """Run every warm-up request through every instance, on that instance's own thread (a thread-affine model
+    warms up where it will serve). Failures are logged, not raised (PyTriton). Returns the calls made."""
     calls = 0
     for warmup in model.config.model_warmup or []:
-        for func in model.infer_funcs:
+        for instance in instances:
             for request in warmup_requests(model, warmup):
+                func = instance.func
+                future = instance.execute(lambda func=func, request=request: _consume(func([request])))
                 try:
-                    _drain(func([request]))
+                    future.result(timeout)
                 except Exception:  # noqa: BLE001 - PyTriton logs and ignores warm-up failures
                     LOGGER.warning("Warm-up %r of model '%s' failed", warmup.name, model.name, exc_info=True)
                 calls += 1
     return calls
 
 
-def _drain(result: Any) -> None:
-    """Consume generators/coroutines so that lazy callables really run during warm-up."""
-    import asyncio  # noqa: PLC0415 - only for async callables
-
-    if inspect.isawaitable(result):
-        asyncio.run(_await(result))
-    elif inspect.isasyncgen(result):
-        asyncio.run(_consume(result))
-    elif inspect.isgenerator(result):
-        for _ in result:
-            pass
+async def _consume(result: Any) -> None:
+    """Run lazy callables (coroutines, generators, async generators) to the end."""
+    await callables.for_each(result, _keep_going)
 
 
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
-
-
-async def _consume(agen: Any) -> None:
-    async for _ in agen:
-        pass
+async def _keep_going(_: Any) -> bool:
+    return True

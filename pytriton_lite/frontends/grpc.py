@@ -8,6 +8,12 @@ Streams: every request on a ModelStreamInfer call runs as its own task. Response
 out as they are produced; those of ordinary models go out in request order. Errors become in-stream
 ``error_message`` responses and the stream stays usable. A half-close ends the call once every request
 has finished; a cancelled call cancels the requests, which closes the models' generators.
+
+Every RPC is wrapped where the handler table is built (``_method_handlers``): the wrapper checks the
+``--grpc-restricted-protocol`` header of the RPC's group (``protocol.access``) and maps what the servicer
+raises to the call's status: a ``PyTritonError`` -> its ``grpc_code`` and message, ``DecoupledModelError``
+-> UNIMPLEMENTED with Triton's ModelInfer wording, anything else -> INTERNAL with the exception text,
+logged once. Servicer methods just return or raise.
 """
 
 from __future__ import annotations
@@ -17,14 +23,30 @@ import errno
 import logging
 import pathlib
 import re
-from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import (
+    Any,
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
+from pytriton_lite.config import DEFAULT_GRPC_PORT
 from pytriton_lite.core.api import DataPlane
-from pytriton_lite.exceptions import DecoupledModelError, PyTritonError, UnsupportedError
+from pytriton_lite.exceptions import DecoupledModelError, PyTritonError
 from pytriton_lite.protocol import grpc_codec, model_json, stats_json
+from pytriton_lite.protocol.access import GRPC_METHOD_GROUPS, GRPC_RESTRICTED, AccessPolicy, Rule
+from pytriton_lite.protocol.access import parse_grpc_restricted_protocol as parse_restricted_protocols
 from pytriton_lite.types import InferenceRequest
 
 LOGGER = logging.getLogger("pytriton_lite.grpc")
@@ -34,31 +56,16 @@ MAX_MESSAGE_SIZE = 2**31 - 1
 DECOUPLED_ON_MODEL_INFER = "ModelInfer RPC doesn't support models with decoupled transaction policy"
 SHM_DISABLED = "Client shared memory is disabled. Start the server with '--allow-client-shm=true' to enable."
 
-# Triton's protocol groups for --grpc-restricted-protocol.
-_PROTOCOL_OF = {
-    "ServerLive": "health",
-    "ServerReady": "health",
-    "ModelReady": "health",
-    "ServerMetadata": "metadata",
-    "ModelMetadata": "metadata",
-    "ModelInfer": "inference",
-    "ModelStreamInfer": "inference",
-    "ModelConfig": "model-config",
-    "ModelStatistics": "statistics",
-    "RepositoryIndex": "model-repository",
-    "RepositoryModelLoad": "model-repository",
-    "RepositoryModelUnload": "model-repository",
-    "SystemSharedMemoryStatus": "shared-memory",
-    "SystemSharedMemoryRegister": "shared-memory",
-    "SystemSharedMemoryUnregister": "shared-memory",
-    "CudaSharedMemoryStatus": "shared-memory",
-    "CudaSharedMemoryRegister": "shared-memory",
-    "CudaSharedMemoryUnregister": "shared-memory",
-    "TraceSetting": "trace",
-    "LogSettings": "logging",
+NOT_OFFERED = {  # RPC -> why it answers UNIMPLEMENTED
+    "RepositoryModelLoad": "explicit model load is not supported: models are bound with Triton.bind()",
+    "RepositoryModelUnload": "explicit model unload is not supported: models are bound with Triton.bind()",
+    "SystemSharedMemoryRegister": SHM_DISABLED,
+    "SystemSharedMemoryUnregister": SHM_DISABLED,
+    "CudaSharedMemoryRegister": SHM_DISABLED,
+    "CudaSharedMemoryUnregister": SHM_DISABLED,
+    "TraceSetting": "trace settings are not supported by pytriton_lite",
+    "LogSettings": "log settings are not supported by pytriton_lite",
 }
-_PROTOCOLS = frozenset(_PROTOCOL_OF.values())
-_RESTRICTED_HEADER_PREFIX = "triton-grpc-protocol-"
 _COMPRESSION_LEVELS = {"none": 0, "low": 1, "medium": 2, "high": 3}
 _STREAM_QUEUE_SIZE = 256  # responses buffered per stream before producers wait for the client
 _STREAM_CLOSE_TIMEOUT_S = 5.0
@@ -80,24 +87,19 @@ def _serialize(message: Any) -> bytes:
     return message.SerializeToString()
 
 
-def parse_restricted_protocols(spec: Union[None, str, Sequence[str]]) -> Dict[str, Tuple[str, str]]:
-    """``"inference,statistics:key=value"`` (Triton's flag syntax; several allowed) -> {protocol: (header, value)}."""
-    if not spec:
-        return {}
-    specs = [spec] if isinstance(spec, str) else list(spec)
-    restricted: Dict[str, Tuple[str, str]] = {}
-    for item in specs:
-        protocols, sep, pair = item.partition(":")
-        key, eq, value = pair.partition("=")
-        if not sep or not eq or not key:
-            raise PyTritonError(f"Invalid grpc restricted protocol specification: {item!r}")
-        for protocol in (p.strip() for p in protocols.split(",")):
-            if not protocol:
-                continue
-            if protocol not in _PROTOCOLS:
-                raise PyTritonError(f"Unknown protocol group {protocol!r} in grpc restricted protocol {item!r}")
-            restricted[protocol] = (_RESTRICTED_HEADER_PREFIX + key.strip().lower(), value.strip())
-    return restricted
+def _answer(code: str, message: str) -> PyTritonError:
+    """A status the servicer answers on its own (UNIMPLEMENTED, NOT_FOUND): raised, mapped by the wrapper."""
+    error = PyTritonError(message)
+    error.grpc_code = code
+    return error
+
+
+def _describe(exc: BaseException) -> Tuple[grpc.StatusCode, str]:
+    """(status, details) for a failure; an unexpected one (not a ``PyTritonError``) is logged here, once."""
+    if isinstance(exc, PyTritonError):
+        return _status(exc), str(exc)
+    LOGGER.error("Unexpected error in the gRPC front end", exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
 
 
 class _StreamError:
@@ -112,36 +114,19 @@ class _StreamError:
 
 
 class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
-    """The v2 gRPC service over a ``core.dataplane.DataPlane``."""
+    """The v2 gRPC service over a ``core.api.DataPlane``; access checks and error mapping are the wrapper's."""
 
     def __init__(
         self,
         dataplane: DataPlane,
         header_forward_pattern: Optional[str] = None,
-        restricted_protocols: Optional[Dict[str, Tuple[str, str]]] = None,
+        restricted_protocols: Optional[Mapping[str, Rule]] = None,
     ) -> None:
         self._dataplane = dataplane
         self._forward = re.compile(header_forward_pattern) if header_forward_pattern else None
-        self._restricted = restricted_protocols or {}
-
-    # --- plumbing --------------------------------------------------------------------------------------
-
-    async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
-        """End the call with the status ``exc`` maps to (``context.abort`` raises)."""
-        if not isinstance(exc, PyTritonError):
-            LOGGER.exception("Unexpected error in gRPC handler")
-            await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-        await context.abort(_status(exc), str(exc))
-
-    async def _check_access(self, method: str, context: grpc.aio.ServicerContext) -> None:
-        rule = self._restricted.get(_PROTOCOL_OF.get(method, ""))
-        if rule is None:
-            return
-        header, value = rule
-        for key, got in context.invocation_metadata() or ():
-            if key == header and got == value:
-                return
-        await context.abort(grpc.StatusCode.UNAVAILABLE, f"This protocol is restricted, expecting header '{header}'")
+        if not isinstance(restricted_protocols, AccessPolicy):
+            restricted_protocols = AccessPolicy(restricted_protocols, GRPC_RESTRICTED)
+        self.policy = restricted_protocols
 
     def _forwarded(self, context: grpc.aio.ServicerContext) -> Optional[Dict[str, str]]:
         if self._forward is None:
@@ -151,142 +136,65 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     # --- health and metadata ---------------------------------------------------------------------------
 
     async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self._restricted:
-            await self._check_access("ServerLive", context)
         return service_pb2.ServerLiveResponse(live=self._dataplane.live())
 
     async def ServerReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self._restricted:
-            await self._check_access("ServerReady", context)
         return service_pb2.ServerReadyResponse(ready=self._dataplane.ready())
 
     async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self._restricted:
-            await self._check_access("ModelReady", context)
-        try:
-            return service_pb2.ModelReadyResponse(ready=self._dataplane.model_ready(request.name, request.version))
-        except Exception as exc:  # noqa: BLE001 - mapped to a status
-            await self._fail(context, exc)
+        return service_pb2.ModelReadyResponse(ready=self._dataplane.model_ready(request.name, request.version))
 
     async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self._restricted:
-            await self._check_access("ServerMetadata", context)
         metadata = model_json.server_metadata(self._dataplane.server_id)
         return grpc_codec.server_metadata_response(metadata["name"], metadata["version"], metadata["extensions"])
 
     async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self._restricted:
-            await self._check_access("ModelMetadata", context)
-        try:
-            model = self._dataplane.model(request.name, request.version)
-            # no version: every served version, as Triton lists them
-            versions = [model.version] if request.version else list(self._dataplane.served_versions(model.name))
-            return grpc_codec.model_metadata_response(model_json.model_metadata(model, versions or [model.version]))
-        except Exception as exc:  # noqa: BLE001
-            await self._fail(context, exc)
+        model = self._dataplane.model(request.name, request.version)
+        # no version: every served version, as Triton lists them
+        versions = [model.version] if request.version else list(self._dataplane.served_versions(model.name))
+        return grpc_codec.model_metadata_response(model_json.model_metadata(model, versions or [model.version]))
 
     async def ModelConfig(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self._restricted:
-            await self._check_access("ModelConfig", context)
-        try:
-            model = self._dataplane.model(request.name, request.version)
-            return service_pb2.ModelConfigResponse(config=model.config)
-        except Exception as exc:  # noqa: BLE001
-            await self._fail(context, exc)
+        model = self._dataplane.model(request.name, request.version)
+        return service_pb2.ModelConfigResponse(config=model.config)
 
     async def ModelStatistics(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self._restricted:
-            await self._check_access("ModelStatistics", context)
-        try:
-            # Triton's selection and INVALID_ARG errors, shared with the HTTP stats route
-            snapshots = self._dataplane.statistics(request.name or None, request.version)
-            return stats_json.statistics_proto(snapshots)
-        except Exception as exc:  # noqa: BLE001
-            await self._fail(context, exc)
+        # Triton's selection and INVALID_ARG errors, shared with the HTTP stats route
+        snapshots = self._dataplane.statistics(request.name or None, request.version)
+        return stats_json.statistics_proto(snapshots)
 
     async def RepositoryIndex(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self._restricted:
-            await self._check_access("RepositoryIndex", context)
         if request.repository_name:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "'repository_name' specification is not supported")
+            raise _answer("UNIMPLEMENTED", "'repository_name' specification is not supported")
         models = [m for m in self._dataplane.models() if m.ready or not request.ready]
         return grpc_codec.repository_index_response(model_json.repository_index(models))
 
-    # --- not offered -----------------------------------------------------------------------------------
+    # --- shared memory: no region is ever registered (the other RPCs are NOT_OFFERED) -------------------
 
-    async def _unimplemented(self, method: str, context: grpc.aio.ServicerContext, details: str) -> Any:
-        if self._restricted:
-            await self._check_access(method, context)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, details)
-
-    async def RepositoryModelLoad(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self._unimplemented(
-            "RepositoryModelLoad", context, "explicit model load is not supported: models are bound with Triton.bind()"
-        )
-
-    async def RepositoryModelUnload(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self._unimplemented(
-            "RepositoryModelUnload",
-            context,
-            "explicit model unload is not supported: models are bound with Triton.bind()",
-        )
+    @staticmethod
+    def _no_region(kind: str, request: Any, response: Any) -> Any:
+        if request.name:
+            raise _answer("NOT_FOUND", f"Unable to find {kind} shared memory region: '{request.name}'")
+        return response()
 
     async def SystemSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self._restricted:
-            await self._check_access("SystemSharedMemoryStatus", context)
-        if request.name:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"Unable to find system shared memory region: '{request.name}'"
-            )
-        return service_pb2.SystemSharedMemoryStatusResponse()
-
-    async def SystemSharedMemoryRegister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self._unimplemented("SystemSharedMemoryRegister", context, SHM_DISABLED)
-
-    async def SystemSharedMemoryUnregister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self._unimplemented("SystemSharedMemoryUnregister", context, SHM_DISABLED)
+        return self._no_region("system", request, service_pb2.SystemSharedMemoryStatusResponse)
 
     async def CudaSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self._restricted:
-            await self._check_access("CudaSharedMemoryStatus", context)
-        if request.name:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"Unable to find cuda shared memory region: '{request.name}'"
-            )
-        return service_pb2.CudaSharedMemoryStatusResponse()
-
-    async def CudaSharedMemoryRegister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self._unimplemented("CudaSharedMemoryRegister", context, SHM_DISABLED)
-
-    async def CudaSharedMemoryUnregister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self._unimplemented("CudaSharedMemoryUnregister", context, SHM_DISABLED)
-
-    async def TraceSetting(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self._unimplemented("TraceSetting", context, "trace settings are not supported by pytriton_lite")
-
-    async def LogSettings(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self._unimplemented("LogSettings", context, "log settings are not supported by pytriton_lite")
+        return self._no_region("cuda", request, service_pb2.CudaSharedMemoryStatusResponse)
 
     # --- inference -------------------------------------------------------------------------------------
 
     async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         # ``request`` is (message, raw views) from grpc_codec.parse_infer_request, or a plain message.
         message, raw = request if isinstance(request, tuple) else (request, None)
-        if self._restricted:
-            await self._check_access("ModelInfer", context)
-        try:
-            infer_request = grpc_codec.decode_infer_request(message, raw, self._forwarded(context))
-            try:
-                response = await self._dataplane.infer(infer_request)
-            except DecoupledModelError:
-                raise UnsupportedError(DECOUPLED_ON_MODEL_INFER) from None
-            return grpc_codec.serialize_infer_response(response)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a status
-            await self._fail(context, exc)
+        infer_request = grpc_codec.decode_infer_request(message, raw, self._forwarded(context))
+        response = await self._dataplane.infer(infer_request)  # decoupled: DecoupledModelError, see _unary
+        return grpc_codec.serialize_infer_response(response)
 
-    async def ModelStreamInfer(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        if self._restricted:
-            await self._check_access("ModelStreamInfer", context)
+    async def ModelStreamInfer(
+        self, request_iterator: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncGenerator[Any, None]:
         metadata = context.invocation_metadata() or ()
         # Triton's optional mode: the first error ends the call with its real status.
         error_ends_stream = any(k == "triton_grpc_error" and v == "true" for k, v in metadata)
@@ -305,7 +213,7 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
                     item = item.message
                 yield item
             if failure:
-                await self._fail(context, failure[0])
+                raise failure[0]  # the call's status, from the wrapper
         finally:
             if not reader.done():
                 reader.cancel()
@@ -328,15 +236,15 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             if tasks:  # half-closed: nothing is added any more
                 await asyncio.wait(set(tasks))
         except asyncio.CancelledError:
-            for task in tasks:
-                task.cancel()
+            for pending in tasks:
+                pending.cancel()
             if tasks:
                 await asyncio.wait(set(tasks), timeout=_STREAM_CLOSE_TIMEOUT_S)
             raise
         except Exception as exc:  # noqa: BLE001 - reported once the queued responses are out
             failure.append(exc)
-            for task in tasks:
-                task.cancel()
+            for pending in tasks:
+                pending.cancel()
         await out.put(_END)
 
     async def _stream_one(
@@ -406,38 +314,95 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     @staticmethod
     def _stream_error(exc: BaseException, model_name: str, model_version: str, request_id: str) -> _StreamError:
-        if not isinstance(exc, PyTritonError):
-            LOGGER.error("Unexpected error in a gRPC stream request: %r", exc)
-            details = f"{type(exc).__name__}: {exc}"
-        else:
-            details = str(exc)
+        code, details = _describe(exc)
         message = grpc_codec.stream_error_response(details, model_name, model_version, request_id)
-        return _StreamError(message, _status(exc), details)
+        return _StreamError(message, code, details)
+
+
+Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Streaming = Callable[[Any, grpc.aio.ServicerContext], AsyncGenerator[Any, None]]
+
+
+def _permits(rule: Rule, context: grpc.aio.ServicerContext) -> bool:
+    header, value = rule
+    return any(key == header and got == value for key, got in context.invocation_metadata() or ())
+
+
+def _unary(behaviour: Unary, rule: Optional[Rule], refusal: str) -> Unary:
+    """An RPC's handler: the access check, then ``behaviour`` with its failures mapped to the call's status."""
+
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if rule is not None and not _permits(rule, context):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, refusal)
+        try:
+            return await behaviour(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except DecoupledModelError:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, DECOUPLED_ON_MODEL_INFER)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+            await context.abort(*_describe(exc))
+
+    return handler
+
+
+def _streaming(behaviour: Streaming, rule: Optional[Rule], refusal: str) -> Streaming:
+    """The streaming RPC's handler: as ``_unary``; errors of single requests travel in-stream (the servicer's)."""
+
+    async def handler(request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncGenerator[Any, None]:
+        if rule is not None and not _permits(rule, context):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, refusal)
+        responses = behaviour(request_iterator, context)
+        try:
+            async for response in responses:
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failure of the call itself becomes its status
+            await context.abort(*_describe(exc))
+        finally:
+            await responses.aclose()  # a closed call closes the servicer's generator at once
+
+    return handler
+
+
+def _not_offered(details: str) -> Unary:
+    async def rpc(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        raise _answer("UNIMPLEMENTED", details)
+
+    return rpc
 
 
 def _method_handlers(servicer: GrpcServicer) -> Dict[str, grpc.RpcMethodHandler]:
-    """The service's handlers; the infer RPCs use the zero-copy codec instead of the generated one."""
+    """The service's handlers, each wrapped (``_unary``/``_streaming``) with the access rule of its group.
+
+    The infer RPCs use the zero-copy codec instead of the generated one.
+    """
     handlers: Dict[str, grpc.RpcMethodHandler] = {}
     service = service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    policy = servicer.policy
     for method in service.methods:
         name = method.name
-        behaviour = getattr(servicer, name)
-        if name == "ModelInfer":
-            handlers[name] = grpc.unary_unary_rpc_method_handler(
-                behaviour, request_deserializer=grpc_codec.parse_infer_request, response_serializer=_serialize
-            )
-        elif name == "ModelStreamInfer":
+        group = GRPC_METHOD_GROUPS.get(name, "")
+        rule = policy.get(group)
+        refusal = policy.refusal(group) if rule is not None else ""
+        if name == "ModelStreamInfer":
             handlers[name] = grpc.stream_stream_rpc_method_handler(
-                behaviour, request_deserializer=grpc_codec.parse_infer_request, response_serializer=_serialize
+                _streaming(servicer.ModelStreamInfer, rule, refusal),
+                request_deserializer=grpc_codec.parse_infer_request,
+                response_serializer=_serialize,
             )
+            continue
+        details = NOT_OFFERED.get(name)
+        behaviour = getattr(servicer, name) if details is None else _not_offered(details)
+        if name == "ModelInfer":
+            parse, serialize = grpc_codec.parse_infer_request, _serialize
         else:
-            request_class = getattr(service_pb2, method.input_type.name)
-            response_class = getattr(service_pb2, method.output_type.name)
-            handlers[name] = grpc.unary_unary_rpc_method_handler(
-                behaviour,
-                request_deserializer=request_class.FromString,
-                response_serializer=response_class.SerializeToString,
-            )
+            parse = getattr(service_pb2, method.input_type.name).FromString
+            serialize = getattr(service_pb2, method.output_type.name).SerializeToString
+        handlers[name] = grpc.unary_unary_rpc_method_handler(
+            _unary(behaviour, rule, refusal), request_deserializer=parse, response_serializer=serialize
+        )
     return handlers
 
 
@@ -458,7 +423,7 @@ class GrpcFrontend:
         dataplane: DataPlane,
         *,
         host: str = "0.0.0.0",
-        port: int = 8001,
+        port: int = DEFAULT_GRPC_PORT,
         header_forward_pattern: Optional[str] = None,
         max_send_message_length: int = MAX_MESSAGE_SIZE,
         max_receive_message_length: int = MAX_MESSAGE_SIZE,
@@ -523,7 +488,7 @@ class GrpcFrontend:
         return cls(
             dataplane,
             host=get("grpc_address", "0.0.0.0"),
-            port=get("grpc_port", 8001),
+            port=get("grpc_port", DEFAULT_GRPC_PORT),
             header_forward_pattern=get("grpc_header_forward_pattern"),
             keepalive_time_ms=get("grpc_keepalive_time"),
             keepalive_timeout_ms=get("grpc_keepalive_timeout"),
@@ -591,4 +556,4 @@ class GrpcFrontend:
             await server.stop(grace)
 
 
-__all__ = ["GrpcFrontend", "GrpcServicer", "parse_restricted_protocols", "MAX_MESSAGE_SIZE"]
+__all__ = ["GrpcFrontend", "GrpcServicer", "parse_restricted_protocols", "MAX_MESSAGE_SIZE", "NOT_OFFERED"]

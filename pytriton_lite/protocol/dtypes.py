@@ -1,51 +1,74 @@
 """numpy <-> Triton datatype names and the raw tensor encodings shared by HTTP binary and gRPC raw contents.
 
 Fixed-size dtypes are little-endian, row-major. BYTES elements are a 4-byte little-endian length followed
-by the bytes, with no terminator (NUL bytes preserved).
+by the bytes, with no terminator (NUL bytes preserved). The dtype table itself is ``pytriton_lite._dtypes``;
+this module adds what both codecs check and encode the same way: the wire dtype of an input, the element
+count of a shape (with Triton's overflow checks) and the raw buffer of an output.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any, Sequence, Tuple
 
 import numpy as np
 
+from pytriton_lite._dtypes import BYTES, FIXED_WIRE_NAMES, LE_WIRE_DTYPES, TRITON_DTYPES
+from pytriton_lite._dtypes import from_triton_dtype as from_triton_dtype
+from pytriton_lite._dtypes import to_triton_dtype as to_triton_dtype
 from pytriton_lite.exceptions import InvalidArgumentError
-from pytriton_lite.model_config import TRITON_DTYPES, from_triton_dtype, to_triton_dtype
 
 __all__ = [
     "TRITON_DTYPES",
     "FIXED_WIRE_NAMES",
+    "INT64_MAX",
     "from_triton_dtype",
     "to_triton_dtype",
     "wire_dtype",
-    "element_count",
+    "checked_element_count",
     "serialize_bytes_tensor",
     "deserialize_bytes_tensor",
     "array_from_raw",
+    "bytes_array",
     "array_to_raw",
+    "output_to_raw",
 ]
 
-_LE_NUMPY = {name: from_triton_dtype(name).newbyteorder("<") for name in TRITON_DTYPES if name != "BYTES"}
-# little-endian fixed-size dtype -> wire name: the buffers of these go on the wire as they are
-FIXED_WIRE_NAMES = {dtype: name for name, dtype in _LE_NUMPY.items()}
+INT64_MAX = (1 << 63) - 1  # Triton's limit on a tensor's element count and byte size
 
 
-def wire_dtype(name: str, tensor: str, model: str) -> np.dtype:
+def wire_dtype(name: str, tensor: str, model: str) -> np.dtype[Any]:
     """Wire datatype string -> numpy dtype (little-endian); unknown names are a client error."""
-    if name == "BYTES":
+    if name == BYTES:
         return np.dtype(object)
     try:
-        return _LE_NUMPY[name]
+        return LE_WIRE_DTYPES[name]
     except (KeyError, TypeError):
         raise InvalidArgumentError(f"invalid datatype for input {tensor} for model '{model}'") from None
 
 
-def element_count(shape: Sequence[int]) -> int:
+def checked_element_count(shape: Sequence[int], tensor: str, model: str, itemsize: int = 0) -> int:
+    """Element count of an input's ``shape``, refusing what Triton refuses (both codecs call this).
+
+    A negative dim, a count over int64 and (with ``itemsize``; 0 skips it) a byte size over int64 are
+    client errors, worded as Triton words them.
+    """
     count = 1
     for dim in shape:
+        if dim < 0:
+            raise InvalidArgumentError(
+                f"All input dimensions should be specified for input '{tensor}' for model '{model}', "
+                f"got [{','.join(str(d) for d in shape)}]"
+            )
         count *= int(dim)
+    if count > INT64_MAX:
+        raise InvalidArgumentError(
+            f"The shape {list(shape)} of input '{tensor}' for model '{model}' causes total element count to exceed "
+            f"maximum size of {INT64_MAX}"
+        )
+    if count * itemsize > INT64_MAX:
+        raise InvalidArgumentError(f"byte size overflow for input '{tensor}' for model '{model}'")
     return count
 
 
@@ -70,7 +93,7 @@ def serialize_bytes_tensor(array: np.ndarray) -> bytes:
 def deserialize_bytes_tensor(buffer: Any, shape: Sequence[int], tensor: str, model: str) -> np.ndarray:
     """Length-prefixed BYTES payload -> ``dtype=object`` array of ``bytes`` with ``shape``."""
     view = memoryview(buffer).cast("B")
-    expected = element_count(shape)
+    expected = math.prod(shape)
     items = []
     offset = 0
     total = len(view)
@@ -94,22 +117,28 @@ def deserialize_bytes_tensor(buffer: Any, shape: Sequence[int], tensor: str, mod
                 f"unexpected number of string elements {len(items)} for inference input '{tensor}' "
                 f"for model '{model}', expecting {expected}"
             )
+    return bytes_array(items, shape, tensor, model)
+
+
+def bytes_array(items: Sequence[Any], shape: Sequence[int], tensor: str, model: str) -> np.ndarray:
+    """BYTES elements -> ``dtype=object`` array of ``shape``; the element count must match the shape's."""
+    expected = math.prod(shape)
     if len(items) != expected:
         raise InvalidArgumentError(
             f"expected {expected} string elements for inference input '{tensor}' for model '{model}', got {len(items)}"
         )
     array = np.empty(expected, dtype=object)
-    array[:] = items
+    array[:] = list(items)
     return array.reshape(tuple(shape))
 
 
 def array_from_raw(buffer: Any, datatype: str, shape: Sequence[int], tensor: str, model: str) -> np.ndarray:
     """Raw little-endian bytes -> array of ``shape``; zero-copy (a view) for fixed-size dtypes."""
     shape = tuple(int(d) for d in shape)
-    if datatype == "BYTES":
+    if datatype == BYTES:
         return deserialize_bytes_tensor(buffer, shape, tensor, model)
     dtype = wire_dtype(datatype, tensor, model)
-    expected = element_count(shape) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize
     got = memoryview(buffer).nbytes
     if got != expected:
         raise InvalidArgumentError(
@@ -119,13 +148,33 @@ def array_from_raw(buffer: Any, datatype: str, shape: Sequence[int], tensor: str
 
 
 def array_to_raw(array: np.ndarray) -> Tuple[str, Any]:
-    """Array -> (wire datatype, buffer). Fixed-size dtypes come back as a memoryview, not a copy."""
+    """Array -> (wire datatype, buffer). Fixed-size dtypes come back as a memoryview, not a copy.
+
+    Raises ``PyTritonBadParameterError`` for a dtype with no wire name.
+    """
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
     datatype = to_triton_dtype(array.dtype)
-    if datatype == "BYTES":
+    if datatype == BYTES:
         return datatype, serialize_bytes_tensor(array)
     if array.size == 0:  # memoryview.cast refuses zeros in the shape
         return datatype, b""
-    array = np.ascontiguousarray(array)
-    return datatype, memoryview(array).cast("B")
+    return datatype, np.ascontiguousarray(array).data.cast("B")
+
+
+def output_to_raw(array: np.ndarray) -> Tuple[str, Any]:
+    """An output array -> (wire datatype, buffer): HTTP's binary outputs and gRPC's ``raw_output_contents``.
+
+    Little-endian fixed-size arrays (the common case) skip the generic dtype dispatch; ``ml_dtypes.bfloat16``
+    goes as BF16. Raises ``PyTritonBadParameterError`` for a dtype with no wire name.
+    """
+    dtype = array.dtype
+    datatype = FIXED_WIRE_NAMES.get(dtype)
+    if datatype is not None and array.size:
+        return datatype, np.ascontiguousarray(array).data.cast("B")
+    if dtype.kind == "V" and dtype.name == "bfloat16":
+        # ml_dtypes.bfloat16 exports no buffer format; send its 2-byte words
+        if not array.size:
+            return "BF16", b""
+        return "BF16", np.ascontiguousarray(array).view(np.uint16).data.cast("B")
+    return array_to_raw(array)

@@ -8,21 +8,22 @@ parameters. Each response is one JSON object with sorted keys; one-element outpu
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
 from pytriton_lite.exceptions import InvalidArgumentError
-from pytriton_lite.protocol.http_codec import DEFAULT_MAX_INPUT_SIZE, dumps_json, encode_error
-from pytriton_lite.protocol.json_tensors import (
-    MAX_DATA_DEPTH,
-    array_to_json,
-    flatten_data,
-    json_to_array,
-    size_message,
-    type_error,
+from pytriton_lite.protocol.http_codec import (
+    DEFAULT_MAX_INPUT_SIZE,
+    custom_parameter,
+    dumps_json,
+    encode_error,
+    parse_json_object,
+    response_head,
 )
-from pytriton_lite.types import InferenceRequest, InferenceResponse
+from pytriton_lite.protocol.json_tensors import array_to_json, flatten_data, json_to_array, size_message, type_error
+from pytriton_lite.types import InferenceRequest, InferenceResponse, ModelInfo, TensorInfo
 
 __all__ = ["decode_generate_request", "encode_generate_response", "sse_error_event", "sse_event"]
 
@@ -30,7 +31,7 @@ __all__ = ["decode_generate_request", "encode_generate_response", "sse_error_eve
 def decode_generate_request(
     body: Any,
     *,
-    model: Any,
+    model: ModelInfo,
     model_name: str,
     model_version: str = "",
     content_encoding: Optional[str] = None,
@@ -44,68 +45,85 @@ def decode_generate_request(
         )
     if max_input_size and len(body) > max_input_size:
         raise InvalidArgumentError(size_message(len(body), max_input_size))
-    if not len(body):
-        raise InvalidArgumentError(f"failed to parse the request JSON for model '{model_name}': empty request body")
-    duplicates: set = set()
-
-    def _pairs(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
-        result = dict(pairs)
-        if len(result) != len(pairs):
-            seen: set = set()
-            duplicates.update(k for k, _ in pairs if k in seen or seen.add(k))
-        return result
-
-    if isinstance(body, memoryview):
-        body = body.tobytes()
-    try:
-        doc = json.loads(body, object_pairs_hook=_pairs)
-    except RecursionError:
-        raise InvalidArgumentError(
-            f"JSON nesting depth exceeds maximum allowed limit ({MAX_DATA_DEPTH}) for model '{model_name}'"
-        ) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgumentError(f"failed to parse the request JSON for model '{model_name}': {exc}") from None
-    if not isinstance(doc, dict):
-        raise InvalidArgumentError(
-            f"failed to parse the request JSON for model '{model_name}': the document root must be an object"
-        )
-    specs = {spec.name: spec for spec in model.inputs}
-    batching = getattr(model, "max_batch_size", 0) > 0
-    dup_inputs = sorted(d for d in duplicates if d in specs)
+    loads = _KeyRecordingLoads()
+    doc = parse_json_object(body, model_name, loads)
+    fields = _GenerateFields(
+        request=InferenceRequest(model_name=model_name, model_version=model_version),
+        specs={spec.name: spec for spec in model.inputs},
+        batching=model.max_batch_size > 0,
+        max_input_size=max_input_size,
+    )
+    dup_inputs = sorted(d for d in loads.duplicates if d in fields.specs)
     if dup_inputs:
         raise InvalidArgumentError(f"input '{dup_inputs[0]}' already exists in request for model '{model_name}'")
-    request = InferenceRequest(model_name=model_name, model_version=model_version)
-
-    def _take(key: str, value: Any) -> None:
-        if key in specs:
-            if key in request.inputs:
-                raise InvalidArgumentError(f"input '{key}' already exists in request for model '{model_name}'")
-            request.inputs[key] = _generate_tensor(value, specs[key], batching, model_name, max_input_size)
-        elif isinstance(value, (str, bool, int, float)):
-            request.parameters[key] = value
-        else:
-            raise InvalidArgumentError(
-                f"parameter '{key}' has invalid type. It should be either 'int', 'bool', 'double' or 'string' "
-                f"(model '{model_name}')"
-            )
-
     for key, value in doc.items():
+        fields.take_top_level(key, value)
+    return fields.request
+
+
+class _KeyRecordingLoads:
+    """``json.loads`` that records the keys an object repeats (a repeated input name is a client error)."""
+
+    def __init__(self) -> None:
+        self.duplicates: Set[str] = set()
+
+    def __call__(self, body: Any) -> Any:
+        if isinstance(body, memoryview):
+            body = body.tobytes()
+        return json.loads(body, object_pairs_hook=self._pairs)
+
+    def _pairs(self, pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            seen: Set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    self.duplicates.add(key)
+                seen.add(key)
+        return result
+
+
+@dataclass
+class _GenerateFields:
+    """Sorts a generate document's keys into the request: ``id``, inputs, and parameters."""
+
+    request: InferenceRequest
+    specs: Dict[str, TensorInfo]
+    batching: bool
+    max_input_size: Optional[int]
+
+    def take_top_level(self, key: str, value: Any) -> None:
+        model_name = self.request.model_name
         if key == "id":
             if not isinstance(value, str):
                 raise type_error("id", "non-string as string", f"for model '{model_name}'")
-            request.id = value
+            self.request.id = value
         elif key == "parameters":
             if not isinstance(value, dict):
                 raise InvalidArgumentError(f"Expected JSON object for keyword: 'parameters' (model '{model_name}')")
             for sub_key, sub_value in value.items():
-                _take(sub_key, sub_value)
+                self.take(sub_key, sub_value)
         else:
-            _take(key, value)
-    return request
+            self.take(key, value)
+
+    def take(self, key: str, value: Any) -> None:
+        """An input (when ``key`` names one) or a request parameter."""
+        request = self.request
+        model_name = request.model_name
+        if key in self.specs:
+            if key in request.inputs:
+                raise InvalidArgumentError(f"input '{key}' already exists in request for model '{model_name}'")
+            request.inputs[key] = _generate_tensor(
+                value, self.specs[key], self.batching, model_name, self.max_input_size
+            )
+        else:
+            request.parameters[key] = custom_parameter(key, value, model_name)
 
 
-def _generate_tensor(value: Any, spec: Any, batching: bool, model: str, max_input_size: Optional[int]) -> np.ndarray:
-    datatype = spec.triton_dtype
+def _generate_tensor(
+    value: Any, spec: TensorInfo, batching: bool, model: str, max_input_size: Optional[int]
+) -> np.ndarray:
+    datatype = spec.datatype
     flat = value if isinstance(value, list) else [value]
     if isinstance(value, list):
         flat = flatten_data(value, spec.name, model)
@@ -126,11 +144,7 @@ def _generate_tensor(value: Any, spec: Any, batching: bool, model: str, max_inpu
 def encode_generate_response(response: InferenceResponse) -> bytes:
     """One generate response: a flat JSON object, keys sorted; one-element outputs are scalars."""
     model = response.model_name
-    doc: Dict[str, Any] = {}
-    if response.id:
-        doc["id"] = response.id
-    doc["model_name"] = model
-    doc["model_version"] = str(response.model_version)
+    doc = response_head(response)
     for name, array in response.outputs.items():
         array = np.asarray(array)
         if array.dtype.kind == "V":  # ml_dtypes.bfloat16 (and kin): JSON has only doubles

@@ -10,13 +10,13 @@ so that ``raw_input_contents`` stay views of the received bytes.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Container, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from tritonclient.grpc import service_pb2
 
 from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
-from pytriton_lite.protocol.dtypes import array_from_raw, array_to_raw, element_count, wire_dtype
+from pytriton_lite.protocol.dtypes import array_from_raw, bytes_array, checked_element_count, output_to_raw, wire_dtype
 from pytriton_lite.types import InferenceRequest, InferenceResponse, ParameterValue
 
 __all__ = [
@@ -78,7 +78,6 @@ _FIELD_NUMPY = {
     "fp32_contents": np.dtype(np.float32),
     "fp64_contents": np.dtype(np.float64),
 }
-_INT64_MAX = (1 << 63) - 1
 _CUSTOM_PARAM_CHOICES = ("bool_param", "int64_param", "string_param", "double_param", "uint64_param")
 
 # --- protobuf wire helpers (for the hand-written raw-contents framing) ---------------------------------
@@ -179,7 +178,7 @@ def wants_empty_final_response(message: Any) -> bool:
     return choice == "bool_param" and bool(value)
 
 
-def forwarded_parameters(metadata: Iterable[Tuple[str, Any]], pattern: Optional[re.Pattern]) -> Dict[str, str]:
+def forwarded_parameters(metadata: Iterable[Tuple[str, Any]], pattern: Optional[re.Pattern[str]]) -> Dict[str, str]:
     """gRPC metadata whose key matches ``pattern`` (searched, as Triton's partial match) -> str parameters."""
     if pattern is None:
         return {}
@@ -241,23 +240,15 @@ def _reject_shared_memory(params: Any, what: str, name: str, model: str) -> None
         )
 
 
-def _check_shape(shape: Tuple[int, ...], name: str, model: str) -> None:
-    count = 1
-    for dim in shape:
-        if dim < 0:
-            raise InvalidArgumentError(
-                f"All input dimensions should be specified for input '{name}' for model '{model}', "
-                f"got [{','.join(str(d) for d in shape)}]"
-            )
-        count *= dim
-    if count > _INT64_MAX:
-        raise InvalidArgumentError(
-            f"The shape {list(shape)} of input '{name}' for model '{model}' causes total element count to exceed "
-            f"maximum size of {_INT64_MAX}"
-        )
+def _check_new_tensor(name: str, seen: Container[str], params: Any, what: str, model: str) -> None:
+    """An input or requested output: its name is not repeated and it names no shared memory region."""
+    if name in seen:
+        raise InvalidArgumentError(f"{what} '{name}' already exists in request")
+    if params:
+        _reject_shared_memory(params, what, name, model)
 
 
-def _typed_input(tensor: Any, datatype: str, shape: Tuple[int, ...], model: str) -> np.ndarray:
+def _typed_input(tensor: Any, datatype: str, shape: Tuple[int, ...], count: int, model: str) -> np.ndarray:
     name = tensor.name
     contents = tensor.contents
     expected_field = _TYPED_FIELD.get(datatype)
@@ -269,15 +260,8 @@ def _typed_input(tensor: Any, datatype: str, shape: Tuple[int, ...], model: str)
                 f"'{datatype}', expected datatype '{_FIELD_DATATYPE.get(field.name, field.name)}'"
             )
         values = field_values
-    count = element_count(shape)
     if datatype == "BYTES":
-        if len(values) != count:
-            raise InvalidArgumentError(
-                f"expected {count} string elements for inference input '{name}' for model '{model}', got {len(values)}"
-            )
-        array = np.empty(count, dtype=object)
-        array[:] = list(values)
-        return array.reshape(shape)
+        return bytes_array(values, shape, name, model)
     dtype = wire_dtype(datatype, name, model)
     if len(values) != count:
         raise InvalidArgumentError(
@@ -302,25 +286,28 @@ def decode_infer_request(
     ``forwarded`` are header-derived parameters; they are merged after the request's own parameters.
     Raises ``InvalidArgumentError`` for anything the client got wrong.
     """
-    model = message.model_name
-    raw_contents = raw if raw is not None else message.raw_input_contents
-    raw_count = len(raw_contents)
-    request = InferenceRequest(model_name=model, model_version=message.model_version, id=message.id)
+    request = InferenceRequest(model_name=message.model_name, model_version=message.model_version, id=message.id)
     if message.parameters:
         _decode_parameters(message, request)
     if forwarded:
         request.parameters.update(forwarded)
+    request.inputs = _decode_inputs(message, raw if raw is not None else message.raw_input_contents)
+    if message.outputs:
+        request.requested_outputs = _requested_outputs(message)
+    return request
 
+
+def _decode_inputs(message: Any, raw_contents: Sequence[Any]) -> Dict[str, np.ndarray]:
+    """The request's inputs: typed ``contents``, or the raw contents in inputs order (never both)."""
+    model = message.model_name
+    raw_count = len(raw_contents)
     inputs: Dict[str, np.ndarray] = {}
     index = 0
     for tensor in message.inputs:
         name = tensor.name
-        if name in inputs:
-            raise InvalidArgumentError(f"input '{name}' already exists in request")
-        if tensor.parameters:
-            _reject_shared_memory(tensor.parameters, "input", name, model)
+        _check_new_tensor(name, inputs, tensor.parameters, "input", model)
         shape = tuple(tensor.shape)
-        _check_shape(shape, name, model)
+        count = checked_element_count(shape, name, model)
         datatype = tensor.datatype
         if tensor.HasField("contents"):
             if raw_count:
@@ -328,7 +315,7 @@ def decode_infer_request(
                     f"contents field must not be specified when using raw_input_contents for '{name}' "
                     f"for model '{model}'"
                 )
-            inputs[name] = _typed_input(tensor, datatype, shape, model)
+            inputs[name] = _typed_input(tensor, datatype, shape, count, model)
         elif index < raw_count:
             inputs[name] = array_from_raw(raw_contents[index], datatype, shape, name, model)
             index += 1
@@ -339,23 +326,19 @@ def decode_infer_request(
             f"expected {index} raw input contents but got {raw_count} for model '{model}' "
             "(one raw_input_contents entry per input, in inputs order)"
         )
-    request.inputs = inputs
+    return inputs
 
-    if message.outputs:
-        requested: List[str] = []
-        for output in message.outputs:
-            name = output.name
-            if name in requested:
-                raise InvalidArgumentError(f"output '{name}' already exists in request")
-            if output.parameters:
-                _reject_shared_memory(output.parameters, "output", name, model)
-                if "classification" in output.parameters:
-                    raise UnsupportedError(
-                        f"classification output is not supported (output '{name}' for model '{model}')"
-                    )
-            requested.append(name)
-        request.requested_outputs = requested
-    return request
+
+def _requested_outputs(message: Any) -> List[str]:
+    model = message.model_name
+    requested: List[str] = []
+    for output in message.outputs:
+        name = output.name
+        _check_new_tensor(name, requested, output.parameters, "output", model)
+        if output.parameters and "classification" in output.parameters:
+            raise UnsupportedError(f"classification output is not supported (output '{name}' for model '{model}')")
+        requested.append(name)
+    return requested
 
 
 # --- response ------------------------------------------------------------------------------------------
@@ -373,27 +356,6 @@ def _set_param(target: Any, key: str, value: Any) -> None:
         param.string_param = str(value)
 
 
-_NATIVE_DATATYPES = {np.dtype(t): name for name, t in (
-    ("BOOL", np.bool_), ("INT8", np.int8), ("INT16", np.int16), ("INT32", np.int32), ("INT64", np.int64),
-    ("UINT8", np.uint8), ("UINT16", np.uint16), ("UINT32", np.uint32), ("UINT64", np.uint64),
-    ("FP16", np.float16), ("FP32", np.float32), ("FP64", np.float64),
-)}  # fmt: skip
-
-
-def _output_to_raw(array: np.ndarray) -> Tuple[str, Any]:
-    datatype = _NATIVE_DATATYPES.get(array.dtype)
-    if datatype is not None and array.dtype.isnative:  # the common case, without the generic dtype checks
-        if not array.size:
-            return datatype, b""
-        if not array.flags.c_contiguous:
-            array = np.ascontiguousarray(array)
-        return datatype, memoryview(array).cast("B")
-    if array.dtype.kind == "V" or array.dtype.name == "bfloat16":
-        # ml_dtypes.bfloat16 exports no buffer format; send its 2-byte words
-        return "BF16", memoryview(np.ascontiguousarray(array).view(np.uint16)).cast("B")
-    return array_to_raw(array)
-
-
 def _response_header(response: InferenceResponse, final: Optional[bool]) -> Tuple[Any, List[Any]]:
     """The response message without raw contents, and the output buffers in order."""
     message = service_pb2.ModelInferResponse(
@@ -407,7 +369,7 @@ def _response_header(response: InferenceResponse, final: Optional[bool]) -> Tupl
     buffers = []
     outputs = message.outputs
     for name, array in response.outputs.items():
-        datatype, buffer = _output_to_raw(array)
+        datatype, buffer = output_to_raw(array)
         outputs.add(name=name, datatype=datatype, shape=array.shape)
         buffers.append(buffer)
     return message, buffers

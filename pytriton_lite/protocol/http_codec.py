@@ -2,7 +2,7 @@
 
 Pure functions: bytes in, ``InferenceRequest`` out; ``InferenceResponse`` in, body chunks and headers out.
 Every client fault raises ``InvalidArgumentError`` (400). Triton answers JSON-level faults with 500; we
-keep its wording but answer 400 (DESIGN.md section 5), and every message names the model and tensor.
+keep its wording but answer 400 (docs/architecture.md, section 6), and every message names the model and tensor.
 
 Binary input tensors are ``np.frombuffer`` views of the request body (read-only for ``bytes``, as over
 gRPC; a ``bytearray`` body gives writable views); binary outputs are written from the arrays' own buffers.
@@ -11,28 +11,29 @@ The generate extension lives in ``protocol.generate_codec``.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
-from pytriton_lite.protocol.dtypes import FIXED_WIRE_NAMES, array_from_raw, array_to_raw, to_triton_dtype, wire_dtype
-from pytriton_lite.protocol.json_tensors import (
-    MAX_DATA_DEPTH,
-    array_to_json,
+from pytriton_lite.protocol.dtypes import (
+    array_from_raw,
     checked_element_count,
-    json_to_array,
-    size_message,
-    type_error,
+    output_to_raw,
+    to_triton_dtype,
+    wire_dtype,
 )
-from pytriton_lite.types import InferenceRequest, InferenceResponse
+from pytriton_lite.protocol.json_tensors import MAX_DATA_DEPTH, array_to_json, json_to_array, size_message, type_error
+from pytriton_lite.types import InferenceRequest, InferenceResponse, ModelInfo, ParameterValue
 
+_orjson: Any
 try:  # optional: 4-10x faster JSON; json is the fallback and handles NaN/Infinity
-    import orjson as _orjson
+    _orjson = importlib.import_module("orjson")
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
@@ -50,6 +51,9 @@ __all__ = [
     "encode_infer_response",
     "loads_json",
     "parse_header_length",
+    "parse_json_object",
+    "custom_parameter",
+    "response_head",
     "select_response_encoding",
 ]
 
@@ -60,13 +64,6 @@ UNSUPPORTED_COMPRESSION = "Unsupported compression type"  # 501, answered with A
 _JOIN_LIMIT = 256 * 1024  # below this a response is one buffer (one socket write); above, chunks
 _ORJSON_MAX_BRACKETS = 1000
 _COMPRESS_LEVEL = 1  # clients that ask for compression are better served fast than small
-
-try:
-    import ml_dtypes as _ml_dtypes  # tritonclient's own dependency for BF16
-
-    _BF16: Optional[np.dtype] = np.dtype(_ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover - depends on the environment
-    _BF16 = None
 _RESERVED_SEQUENCE_KEYS = ("sequence_id", "sequence_start", "sequence_end")
 # --- JSON -------------------------------------------------------------------------------------------
 
@@ -100,7 +97,8 @@ def dumps_json(obj: Any, *, sort_keys: bool = False, finite: Optional[bool] = No
             finite = not _has_nonfinite(obj)
         if finite:
             try:
-                return _orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS if sort_keys else 0)
+                encoded: bytes = _orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS if sort_keys else 0)
+                return encoded
             except (TypeError, _orjson.JSONEncodeError):
                 pass  # ints beyond 64 bits and other oddities: json copes
     return json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=False).encode("utf-8")
@@ -125,15 +123,27 @@ def encode_error(message: str) -> bytes:
     return dumps_json({"error": str(message)})
 
 
-def _parse_json_body(data: Any, model: str) -> Any:
+def parse_json_object(data: Any, model: str, loads: Callable[[Any], Any] = loads_json) -> Dict[str, Any]:
+    """A request's JSON document (infer header or generate body), which must be an object.
+
+    An empty body, malformed JSON, absurd nesting and a root that is not an object are client errors that
+    name ``model``. ``loads`` parses (``loads_json`` unless the caller needs its own hooks).
+    """
+    if not len(data):
+        raise InvalidArgumentError(f"failed to parse the request JSON for model '{model}': empty request body")
     try:
-        return loads_json(data)
+        doc = loads(data)
     except RecursionError:
         raise InvalidArgumentError(
             f"JSON nesting depth exceeds maximum allowed limit ({MAX_DATA_DEPTH}) for model '{model}'"
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidArgumentError(f"failed to parse the request JSON for model '{model}': {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgumentError(
+            f"failed to parse the request JSON for model '{model}': the document root must be an object"
+        )
+    return doc
 
 
 # --- body framing -----------------------------------------------------------------------------------
@@ -207,7 +217,7 @@ def decode_infer_request(
     model_version: str = "",
     header_length: Optional[str] = None,
     content_encoding: Optional[str] = None,
-    model: Any = None,
+    model: Optional[ModelInfo] = None,
     max_input_size: Optional[int] = DEFAULT_MAX_INPUT_SIZE,
 ) -> Tuple[InferenceRequest, OutputOptions]:
     """Decode a ``POST .../infer`` body into an ``InferenceRequest`` and the output options.
@@ -226,14 +236,7 @@ def decode_infer_request(
     if max_input_size and length > max_input_size:
         raise InvalidArgumentError(size_message(length, max_input_size))
     view = memoryview(body)
-    header = body if length == total else view[:length]
-    if not length:
-        raise InvalidArgumentError(f"failed to parse the request JSON for model '{model_name}': empty request body")
-    doc = _parse_json_body(header, model_name)
-    if not isinstance(doc, dict):
-        raise InvalidArgumentError(
-            f"failed to parse the request JSON for model '{model_name}': the document root must be an object"
-        )
+    doc = parse_json_object(body if length == total else view[:length], model_name)
 
     request_id = doc.get("id", "")
     if not isinstance(request_id, str):
@@ -291,13 +294,18 @@ def _decode_request_parameters(params: Any, request: InferenceRequest, options: 
                     _uint_param(key, value, model)
             else:
                 _bool_param(key, value, model)
-        elif isinstance(value, (str, bool, int, float)):
-            request.parameters[key] = value
         else:
-            raise InvalidArgumentError(
-                f"parameter '{key}' has invalid type. It should be either 'int', 'bool', 'double' or 'string' "
-                f"(model '{model}')"
-            )
+            request.parameters[key] = custom_parameter(key, value, model)
+
+
+def custom_parameter(key: str, value: Any, model: str) -> ParameterValue:
+    """A request parameter's JSON value, which must be a string, boolean or number."""
+    if not isinstance(value, (str, bool, int, float)):
+        raise InvalidArgumentError(
+            f"parameter '{key}' has invalid type. It should be either 'int', 'bool', 'double' or 'string' "
+            f"(model '{model}')"
+        )
+    return value
 
 
 def _uint_param(key: str, value: Any, model: str) -> int:
@@ -358,7 +366,7 @@ def _decode_input(
     if type(binary_size) is not int or binary_size < 0:
         raise type_error("binary_data_size", "non-unsigned-integer as unsigned-integer", where)
     itemsize = 0 if datatype == "BYTES" else wire_dtype(datatype, name, model).itemsize
-    checked_element_count(shape, itemsize, name, model)
+    checked_element_count(shape, name, model, itemsize=itemsize)
     end = offset + binary_size
     if end > len(view):
         raise InvalidArgumentError(
@@ -399,7 +407,7 @@ def _decode_outputs(outputs: Any, request: InferenceRequest, options: OutputOpti
 
 
 def _decode_raw_request(
-    body: Any, model_name: str, model_version: str, model: Any, max_input_size: Optional[int]
+    body: Any, model_name: str, model_version: str, model: Optional[ModelInfo], max_input_size: Optional[int]
 ) -> Tuple[InferenceRequest, OutputOptions]:
     """``Inference-Header-Content-Length: 0``: the whole body is the model's single input tensor."""
     if model is None:
@@ -413,7 +421,7 @@ def _decode_raw_request(
     if max_input_size and len(body) > max_input_size:
         raise InvalidArgumentError(size_message(len(body), max_input_size))
     spec = specs[0]
-    datatype = spec.triton_dtype
+    datatype = spec.datatype
     dims = [int(d) for d in spec.shape]
     if datatype == "BYTES":
         if dims != [1]:
@@ -432,7 +440,7 @@ def _decode_raw_request(
             for d in dims:
                 fixed *= d if d >= 0 else 1
             dims[variable[0]] = len(body) // fixed if fixed else 0
-    if getattr(model, "max_batch_size", 0) > 0:
+    if model.max_batch_size > 0:
         dims = [1] + dims
     array = array_from_raw(memoryview(body), datatype, dims, spec.name, model_name)
     request = InferenceRequest(model_name=model_name, model_version=model_version, inputs={spec.name: array})
@@ -467,11 +475,7 @@ def encode_infer_response(
     """
     options = options or OutputOptions()
     model = response.model_name
-    doc: Dict[str, Any] = {}
-    if response.id:
-        doc["id"] = response.id
-    doc["model_name"] = model
-    doc["model_version"] = str(response.model_version)
+    doc = response_head(response)
     if response.parameters:
         doc["parameters"] = response.parameters
     outputs: List[Dict[str, Any]] = []
@@ -480,7 +484,7 @@ def encode_infer_response(
     for name, array in response.outputs.items():
         array = np.asarray(array)
         if options.is_binary(name):
-            datatype, buffer = _output_to_raw(array, name, model)
+            datatype, buffer = _binary_output(array, name, model)
             size = memoryview(buffer).nbytes
             params = {"binary_data_size": size}
             outputs.append({"name": name, "datatype": datatype, "shape": list(array.shape), "parameters": params})
@@ -514,16 +518,19 @@ def encode_infer_response(
     return EncodedBody(chunks=chunks, headers=headers)
 
 
-def _output_to_raw(array: np.ndarray, name: str, model: str) -> Tuple[str, Any]:
-    dtype = array.dtype
-    datatype = FIXED_WIRE_NAMES.get(dtype)
-    if datatype is not None and array.size:  # the common case, without the generic dtype dispatch
-        return datatype, memoryview(np.ascontiguousarray(array)).cast("B")
-    if dtype.kind == "V" and dtype == _BF16:
-        # ml_dtypes.bfloat16 exports no buffer format; view its 2-byte words instead
-        return "BF16", memoryview(np.ascontiguousarray(array).view(np.uint16)).cast("B")
+def response_head(response: InferenceResponse) -> Dict[str, Any]:
+    """The keys every JSON response starts with: ``id`` (when set), ``model_name``, ``model_version``."""
+    doc: Dict[str, Any] = {}
+    if response.id:
+        doc["id"] = response.id
+    doc["model_name"] = response.model_name
+    doc["model_version"] = str(response.model_version)
+    return doc
+
+
+def _binary_output(array: np.ndarray, name: str, model: str) -> Tuple[str, Any]:
     try:
-        return array_to_raw(array)
+        return output_to_raw(array)
     except Exception as exc:  # unsupported dtype returned by the model
         raise InvalidArgumentError(f"cannot encode output '{name}' of model '{model}': {exc}") from None
 

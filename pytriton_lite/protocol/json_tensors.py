@@ -12,12 +12,11 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 
 from pytriton_lite.exceptions import InvalidArgumentError
-from pytriton_lite.protocol.dtypes import wire_dtype
+from pytriton_lite.protocol.dtypes import checked_element_count, wire_dtype
 
 __all__ = [
     "MAX_DATA_DEPTH",
     "array_to_json",
-    "checked_element_count",
     "flatten_data",
     "json_to_array",
     "size_message",
@@ -25,7 +24,6 @@ __all__ = [
 ]
 
 MAX_DATA_DEPTH = 100  # Triton's JSON nesting limit, applied where nesting is legal: tensor `data`
-_INT64_MAX = (1 << 63) - 1
 _LEAF_RULES = {
     # datatype kind -> (allowed python leaf types, TritonJson accessor wording)
     "b": ((bool,), "non-boolean as boolean"),
@@ -48,21 +46,6 @@ def size_message(size: int, limit: int) -> str:
     )
 
 
-def checked_element_count(shape: Sequence[int], itemsize: int, tensor: str, model: str) -> int:
-    """Element count of ``shape``, refusing counts and byte sizes that overflow int64 (as Triton does)."""
-    count = 1
-    for dim in shape:
-        count *= int(dim)
-    if count > _INT64_MAX:
-        raise InvalidArgumentError(
-            f"The shape {list(shape)} of input '{tensor}' for model '{model}' causes total element count to exceed "
-            f"maximum size of {_INT64_MAX}"
-        )
-    if count * itemsize > _INT64_MAX:
-        raise InvalidArgumentError(f"byte size overflow for input '{tensor}' for model '{model}'")
-    return count
-
-
 def json_to_array(
     data: Any,
     datatype: str,
@@ -80,7 +63,7 @@ def json_to_array(
             f"{tensor} for model '{model}'"
         )
     dtype = wire_dtype(datatype, tensor, model)
-    count = checked_element_count(shape, dtype.itemsize if datatype != "BYTES" else 0, tensor, model)
+    count = checked_element_count(shape, tensor, model, itemsize=dtype.itemsize if datatype != "BYTES" else 0)
     if max_input_size and datatype != "BYTES" and count * dtype.itemsize > max_input_size:
         raise InvalidArgumentError(size_message(count * dtype.itemsize, max_input_size) + f" ({where})")
     if not isinstance(data, list):
@@ -153,10 +136,10 @@ def _leaves_to_array(flat: List[Any], dtype: np.dtype, where: str) -> np.ndarray
 
 def array_to_json(array: np.ndarray, tensor: str, model: str) -> List[Any]:
     """Array -> flat JSON list (BYTES as strings, which must be UTF-8)."""
-    flat = array.reshape(-1)
+    flat: List[Any] = array.reshape(-1).tolist()
     if array.dtype.kind in "OSU":
-        return [_bytes_to_str(item, tensor, model) for item in flat.tolist()]
-    return flat.tolist()
+        return [_bytes_to_str(item, tensor, model) for item in flat]
+    return flat
 
 
 def _bytes_to_str(item: Any, tensor: str, model: str) -> str:

@@ -819,3 +819,149 @@ def test_restricted_protocol_spec_parsing():
     for bad in ("statistics", "statistics:novalue", "bogus:k=v"):
         with pytest.raises(PyTritonError):
             parse_restricted_protocols(bad)
+
+
+# --- the per-RPC wrapper: access check and error mapping in one place -----------------------------------
+
+
+class _StubPlane:
+    """A data plane for the wrapper tests: healthy, or failing every call with ``exc``."""
+
+    server_id = "triton"
+
+    def __init__(self, exc=None):
+        self.exc = exc
+
+    def _answer(self, value):
+        if self.exc is not None:
+            raise self.exc
+        return value
+
+    def live(self):
+        return self._answer(True)
+
+    def ready(self):
+        return self._answer(True)
+
+    def models(self):
+        return self._answer([])
+
+
+def _with_frontend(dataplane, calls, **options):
+    """Serve ``dataplane`` on a loopback GrpcFrontend and run ``await calls(channel)`` against it."""
+    from pytriton_lite.frontends.grpc import GrpcFrontend
+
+    async def main():
+        frontend = GrpcFrontend(dataplane, host="127.0.0.1", port=0, **options)
+        await frontend.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}") as channel:
+                return await calls(channel)
+        finally:
+            await frontend.stop()
+
+    return asyncio.run(asyncio.wait_for(main(), 30))
+
+
+async def _status_of(call):
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        return error.code(), error.details()
+    return grpc.StatusCode.OK, ""
+
+
+def test_unexpected_errors_of_any_rpc_are_internal_with_their_text_logged_once(caplog):
+    # ServerLive, ServerReady and RepositoryIndex had no error handling: grpc answered UNKNOWN "Unexpected error"
+    async def calls(channel):
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        return [
+            await _status_of(stub.ServerLive(service_pb2.ServerLiveRequest())),
+            await _status_of(stub.ServerReady(service_pb2.ServerReadyRequest())),
+            await _status_of(stub.RepositoryIndex(service_pb2.RepositoryIndexRequest())),
+        ]
+
+    with caplog.at_level("ERROR", logger="pytriton_lite.grpc"):
+        statuses = _with_frontend(_StubPlane(RuntimeError("boom")), calls)
+    assert statuses == [(grpc.StatusCode.INTERNAL, "RuntimeError: boom")] * 3
+    logged = [r for r in caplog.records if r.name == "pytriton_lite.grpc" and r.exc_info]
+    assert len(logged) == 3 and all(r.exc_info[1].args == ("boom",) for r in logged)
+
+
+def test_pytriton_errors_of_any_rpc_keep_their_status():
+    from pytriton_lite.exceptions import UnavailableError
+
+    async def calls(channel):
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        return await _status_of(stub.ServerReady(service_pb2.ServerReadyRequest()))
+
+    statuses = _with_frontend(_StubPlane(UnavailableError("server is stopping")), calls)
+    assert statuses == (grpc.StatusCode.UNAVAILABLE, "server is stopping")
+
+
+def test_every_rpc_is_checked_against_its_group(caplog):
+    from pytriton_lite.config import TRITON_API_GROUPS
+    from pytriton_lite.protocol.access import GRPC_METHOD_GROUPS
+
+    spec = ",".join(TRITON_API_GROUPS) + ":Admin-Key=s3cret"
+    granted = (("triton-grpc-protocol-admin-key", "s3cret"),)
+
+    async def calls(channel):
+        refused, allowed = {}, {}
+        for name in GRPC_METHOD_GROUPS:
+            path = f"/inference.GRPCInferenceService/{name}"
+            if name == "ModelStreamInfer":
+                call = channel.stream_stream(path)
+                refused[name] = await _status_of(call(iter(()), timeout=WAIT_S).read())
+                allowed[name] = await _status_of(call(iter(()), timeout=WAIT_S, metadata=granted).read())
+            else:
+                call = channel.unary_unary(path)
+                refused[name] = await _status_of(call(b"", timeout=WAIT_S))
+                allowed[name] = await _status_of(call(b"", timeout=WAIT_S, metadata=granted))
+        return refused, allowed
+
+    with caplog.at_level("CRITICAL"):  # the stub plane lacks most methods: INTERNAL, logged, not looked at
+        refused, allowed = _with_frontend(_StubPlane(), calls, restricted_protocol=spec)
+    expected = (
+        grpc.StatusCode.UNAVAILABLE,
+        "This protocol is restricted, expecting header 'triton-grpc-protocol-admin-key'",
+    )
+    assert refused == {name: expected for name in GRPC_METHOD_GROUPS}
+    assert all(code != grpc.StatusCode.UNAVAILABLE for code, _ in allowed.values())
+    assert allowed["ServerLive"] == allowed["ModelStreamInfer"] == (grpc.StatusCode.OK, "")
+    assert allowed["TraceSetting"] == (
+        grpc.StatusCode.UNIMPLEMENTED,
+        "trace settings are not supported by pytriton_lite",
+    )
+
+
+def test_restricted_protocol_rules_may_be_joined_with_semicolons():
+    from pytriton_lite.frontends.grpc import parse_restricted_protocols
+
+    assert parse_restricted_protocols("health:a=1;statistics:b=2") == {
+        "health": ("triton-grpc-protocol-a", "1"),
+        "statistics": ("triton-grpc-protocol-b", "2"),
+    }
+
+
+def test_restricted_stream_needs_the_header_and_then_streams(triton_server):
+    triton = triton_server(TritonConfig(grpc_restricted_protocol="inference:k=v"))
+    _bind_streamer(triton)
+    results: queue.Queue = queue.Queue()
+    with grpcclient.InferenceServerClient(_target(triton)) as c:
+        c.start_stream(
+            callback=lambda result, error: results.put((result, error)), headers={"triton-grpc-protocol-k": "v"}
+        )
+        c.async_stream_infer("streamer", _count_input(2))
+        outs = [results.get(timeout=WAIT_S) for _ in range(2)]
+        c.stop_stream()
+        assert [int(r.as_numpy("OUT")[0]) for r, e in outs if e is None] == [0, 1]
+        refused: queue.Queue = queue.Queue()
+        c.start_stream(callback=lambda result, error: refused.put(error))
+        try:
+            c.async_stream_infer("streamer", _count_input(1))
+        except InferenceServerException:
+            pass  # the refusal may already have closed the stream
+        error = refused.get(timeout=WAIT_S)
+        c.stop_stream()
+    assert error is not None and "This protocol is restricted" in str(error)

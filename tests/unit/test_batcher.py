@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 
-from pytriton_lite.core.dataplane import DataPlane
+from pytriton_lite.core.dataplane import InProcessDataPlane
 from pytriton_lite.core.model import Model
 from pytriton_lite.exceptions import (
     InvalidArgumentError,
@@ -44,8 +44,8 @@ class Recorder:
         return [{"y": r["x"] * 2} for r in requests]
 
 
-def make(loop: asyncio.AbstractEventLoop, funcs, config: ModelConfig | None = None, name: str = "m") -> DataPlane:
-    dataplane = DataPlane(loop)
+def make(loop: asyncio.AbstractEventLoop, funcs, config: ModelConfig | None = None, name: str = "m") -> InProcessDataPlane:
+    dataplane = InProcessDataPlane(loop)
     dataplane.add_model(Model(name, 1, funcs if isinstance(funcs, list) else [funcs], IN, OUT, config or ModelConfig()))
     return dataplane
 
@@ -95,7 +95,7 @@ def test_requests_queued_while_busy_are_batched_up_to_max(loop):
     assert len(responses) == 5
     # 2+1 fit (3), the next 2 would exceed 4 -> stays at the head, then 2+1
     assert rec.calls == [[1], [2, 1], [2, 1]]
-    stats = dp.stats_for(dp.get_model("m"))
+    stats = dp.entry("m").stats
     assert stats.execution_count == 3 and stats.inference_count == 7 and stats.success.count == 5
     dp.stop_models()
 
@@ -173,7 +173,7 @@ def test_exception_fails_only_its_batch(loop):
     with pytest.raises(ModelExecutionError, match="division by zero"):
         run(loop, dp.infer(req(1, width=5)))
     assert run(loop, dp.infer(req(1))).outputs["y"].shape == (1, 3)
-    assert dp.stats_for(dp.get_model("m")).failures["BACKEND"] == 1
+    assert dp.entry("m").stats.failures["BACKEND"] == 1
     dp.stop_models()
 
 
@@ -244,7 +244,7 @@ def test_queue_timeout_rejects_expired_requests(loop):
             await expired
 
     run(loop, scenario())
-    assert dp.stats_for(dp.get_model("m")).failures["REJECTED"] == 1
+    assert dp.entry("m").stats.failures["REJECTED"] == 1
     dp.stop_models()
 
 
@@ -392,7 +392,7 @@ def test_preserve_ordering_holds_later_responses_until_earlier_ones_finish(loop)
 
     config = ModelConfig(max_batch_size=1, batcher=DynamicBatcher(preserve_ordering=True))
     dp = make(loop, [make_instance(), make_instance()], config)
-    stats = dp.stats_for(dp.get_model("m"))
+    stats = dp.entry("m").stats
 
     async def scenario():
         slow = asyncio.ensure_future(dp.infer(InferenceRequest("m", inputs={"x": np.zeros((1, 2), np.float32)})))
@@ -434,8 +434,8 @@ def test_async_generator_streams_run_concurrently_on_one_instance(loop):
         return await asyncio.gather(collect(0.0), collect(1.0))
 
     assert run(loop, scenario()) == [[0.0, 10.0], [1.0]]
-    stats = dp.stats_for(dp.get_model("m"))
-    assert stats.success.count == 2 and dp.batcher_for(dp.get_model("m")).idle()
+    stats = dp.entry("m").stats
+    assert stats.success.count == 2 and dp.entry("m").batcher.idle()
     dp.stop_models()
 
 

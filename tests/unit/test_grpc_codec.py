@@ -427,14 +427,11 @@ def test_repository_builder():
 def test_statistics_from_core_pairs():
     from pytriton_lite.core.stats import ModelStats
 
-    class FakeModel:
-        name, version = "m", 2
-
     stats = ModelStats()
     stats.record_execution(batch_size=4, requests=2, input_ns=10, infer_ns=100, output_ns=5)
     stats.record_success(total_ns=500, queue_ns=20)
     stats.record_success(total_ns=700, queue_ns=30)
-    response = stats_json.statistics_proto([(FakeModel(), stats)])
+    response = stats_json.statistics_proto([stats.snapshot("m", 2, max_batch_size=4, response_cache=False, queued=0)])
     entry = response.model_stats[0]
     assert (entry.name, entry.version, entry.inference_count, entry.execution_count) == ("m", "2", 4, 1)
     assert (entry.inference_stats.success.count, entry.inference_stats.success.ns) == (2, 1200)

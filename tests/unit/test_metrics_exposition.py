@@ -11,28 +11,20 @@ from pytriton_lite.frontends.metrics import MetricsFrontend, batch_size_buckets
 
 
 class _FakeDataPlane:
+    """What the metrics collector reads: the data plane's statistics snapshots."""
+
     def __init__(self, *entries):
         self._entries = list(entries)  # (model, stats, queued)
 
-    def models(self):
-        return [model for model, _, _ in self._entries]
-
-    def stats_for(self, model):
-        return next(stats for m, stats, _ in self._entries if m is model)
-
-    def batcher_for(self, model):
-        return SimpleNamespace(queued=next(q for m, _, q in self._entries if m is model))
+    def all_statistics(self):
+        return [
+            stats.snapshot(m.name, m.version, m.max_batch_size, m.response_cache, queued)
+            for m, stats, queued in self._entries
+        ]
 
 
 def _model(name="m", version=1, max_batch_size=8, response_cache=False):
-    return SimpleNamespace(
-        name=name,
-        version=version,
-        version_str=str(version),
-        max_batch_size=max_batch_size,
-        config=SimpleNamespace(response_cache=response_cache),
-        ready=True,
-    )
+    return SimpleNamespace(name=name, version=version, max_batch_size=max_batch_size, response_cache=response_cache)
 
 
 def _series(text):

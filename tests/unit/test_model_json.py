@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from types import SimpleNamespace
 
 import numpy as np
 from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2
 
+from pytriton_lite.core.model import Model
+from pytriton_lite.core.served_config import bound_model_config
 from pytriton_lite.core.stats import ModelStats
 from pytriton_lite.model_config import (
     DynamicBatcher,
@@ -21,24 +23,26 @@ from pytriton_lite.model_config import (
     WarmupInput,
 )
 from pytriton_lite.protocol import model_json, stats_json
+from pytriton_lite.types import ModelState
 
 
-def _model(config=None, decoupled=False, instances=2, ready=True):
+_INPUTS = [Tensor(name="A", shape=(-1, 3), dtype=np.float32), Tensor(name="S", shape=(1,), dtype=bytes, optional=True)]
+_OUTPUTS = [Tensor(name="O", shape=(2,), dtype=np.int64)]
+
+
+def _model(config=None, decoupled=False, instances=2, state=ModelState.READY, reason=""):
     config = config or ModelConfig(max_batch_size=8)
-    return SimpleNamespace(
-        name="m",
-        version=3,
-        config=config,
-        inputs=[
-            Tensor(name="A", shape=(-1, 3), dtype=np.float32),
-            Tensor(name="S", shape=(1,), dtype=bytes, optional=True),
-        ],
-        outputs=[Tensor(name="O", shape=(2,), dtype=np.int64)],
-        instance_count=instances,
-        max_batch_size=config.max_batch_size if config.batching else 0,
-        decoupled=decoupled,
-        ready=ready,
+    if decoupled:
+        config = dataclasses.replace(config, decoupled=True)
+    model = Model(
+        "m",
+        3,
+        [lambda requests: requests] * instances,
+        _INPUTS,
+        _OUTPUTS,
+        config,
     )
+    return model.info(state, reason)
 
 
 def test_server_metadata():
@@ -126,19 +130,20 @@ def test_config_round_trips_through_pytriton_parser_and_protobuf():
     assert parsed.batcher.max_queue_delay_microseconds == 7
     assert [(t.name, t.shape, t.dtype) for t in parsed.inputs] == [("A", (-1, 3), np.float32), ("S", (1,), np.bytes_)]
     proto = json_format.ParseDict(data, model_config_pb2.ModelConfig())
-    assert proto == model_json.model_config_proto(_model(config))
+    assert proto == _model(config).config
+    assert proto == bound_model_config("m", _INPUTS, _OUTPUTS, config, instance_count=2)
     assert data["model_warmup"][0]["inputs"]["A"] == {"data_type": "TYPE_FP32", "dims": [3], "random_data": True}
 
 
 def test_repository_index_and_statistics():
-    models = [_model(), _model(ready=False)]
+    models = [_model(), _model(state=ModelState.UNAVAILABLE, reason="unloaded")]
     assert model_json.repository_index(models) == [
         {"name": "m", "version": "3", "state": "READY"},
-        {"name": "m", "version": "3", "state": "UNAVAILABLE"},
+        {"name": "m", "version": "3", "state": "UNAVAILABLE", "reason": "unloaded"},
     ]
     stats = ModelStats()
     stats.record_execution(batch_size=2, requests=1, input_ns=1, infer_ns=2, output_ns=3)
-    document = stats_json.statistics_json([(_model(), stats)])
+    document = stats_json.statistics_json([stats.snapshot("m", 3, 8, False, 0)])
     entry = document["model_stats"][0]
     assert (entry["name"], entry["version"], entry["inference_count"], entry["execution_count"]) == ("m", "3", 2, 1)
     assert entry["batch_stats"][0]["batch_size"] == 2

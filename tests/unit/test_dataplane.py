@@ -1,0 +1,201 @@
+"""core.dataplane / core.registry: Triton's lookup rules, version policies, states and statistics selection."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from pytriton_lite.core.dataplane import InProcessDataPlane
+from pytriton_lite.core.model import Model
+from pytriton_lite.core.registry import selected_versions
+from pytriton_lite.exceptions import DecoupledModelError, InvalidArgumentError, ModelNotFoundError, UnavailableError
+from pytriton_lite.model_config import ModelConfig, Tensor
+from pytriton_lite.types import InferenceRequest, ModelInfo, ModelState, StatsSnapshot
+
+IN = [Tensor(name="x", shape=(-1,), dtype=np.float32)]
+OUT = [Tensor(name="y", shape=(-1,), dtype=np.float32)]
+
+
+def _echo(requests):
+    return [{"y": r["x"]} for r in requests]
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def _model(name: str, version: int = 1, config: ModelConfig | None = None) -> Model:
+    return Model(name, version, [_echo], IN, OUT, config or ModelConfig(max_batch_size=4))
+
+
+def _plane(loop, *specs) -> InProcessDataPlane:
+    plane = InProcessDataPlane(loop)
+    for name, version, ready in specs:
+        plane.add_model(_model(name, version), ready=ready)
+    return plane
+
+
+def _stop(plane: InProcessDataPlane) -> None:
+    plane.stop_models()
+    plane.join_instances(5.0)
+
+
+def test_models_are_frozen_infos_with_states(loop):
+    plane = _plane(loop, ("a", 1, True), ("a", 2, False))
+    try:
+        infos = plane.models()
+        assert [(m.name, m.version, m.state) for m in infos] == [
+            ("a", 1, ModelState.READY),
+            ("a", 2, ModelState.LOADING),
+        ]
+        info = infos[0]
+        assert isinstance(info, ModelInfo) and info.ready and not infos[1].ready
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            info.name = "b"  # type: ignore[misc]
+        assert [(t.name, t.datatype, t.shape) for t in info.inputs] == [("x", "FP32", (-1,))]
+        assert info.config.max_batch_size == 4 and info.config.backend == "python"
+        assert not plane.ready()  # a LOADING version keeps the server not ready
+        plane.set_state("a", 2, ModelState.READY)
+        assert plane.ready()
+    finally:
+        _stop(plane)
+
+
+def test_no_version_goes_to_the_highest_served_version(loop):
+    plane = _plane(loop, ("a", 1, True), ("a", 3, False), ("a", 2, True))
+    try:
+        assert plane.model("a").version == 2  # 3 is still loading
+        assert plane.served_versions("a") == (1, 2)
+        assert plane.model("a", "3").state is ModelState.LOADING
+        assert not plane.model_ready("a", "3") and plane.model_ready("a")
+    finally:
+        _stop(plane)
+
+
+def test_lookup_errors_keep_tritons_wording(loop):
+    plane = _plane(loop, ("a", 1, True))
+    try:
+        with pytest.raises(ModelNotFoundError, match="Request for unknown model: 'b' is not found"):
+            plane.model("b")
+        with pytest.raises(ModelNotFoundError, match="'a' version 9 is not found"):
+            plane.model("a", "9")
+        with pytest.raises(InvalidArgumentError, match="version string 'v1'"):
+            plane.model("a", "v1")
+    finally:
+        _stop(plane)
+
+
+def test_version_policies_select_like_triton():
+    from tritonclient.grpc import model_config_pb2
+
+    versions = [3, 1, 2, 10]
+    latest2 = model_config_pb2.ModelVersionPolicy()
+    latest2.latest.num_versions = 2
+    assert selected_versions(latest2, versions) == [3, 10]
+    everything = model_config_pb2.ModelVersionPolicy()
+    everything.all.SetInParent()
+    assert selected_versions(everything, versions) == [1, 2, 3, 10]
+    specific = model_config_pb2.ModelVersionPolicy()
+    specific.specific.versions.extend([1, 3, 7])
+    assert selected_versions(specific, versions) == [1, 3]
+    assert selected_versions(model_config_pb2.ModelVersionPolicy(), versions) == [10]  # unset = latest 1
+
+
+def test_latest_one_policy_hides_older_versions(loop):
+    from tritonclient.grpc import model_config_pb2
+
+    plane = InProcessDataPlane(loop)
+    try:
+        for version in (1, 2):
+            model = _model("p", version)
+            model.served.version_policy.CopyFrom(model_config_pb2.ModelVersionPolicy())  # latest 1 (Triton default)
+            plane.add_model(model)
+        assert plane.served_versions("p") == (2,)
+        with pytest.raises(ModelNotFoundError, match="'p' version 1 is not found"):
+            plane.model("p", "1")
+    finally:
+        _stop(plane)
+
+
+def _inference_counts(snapshots):
+    return [(s.name, s.version) for s in snapshots]
+
+
+def test_statistics_select_like_triton(loop):
+    plane = _plane(loop, ("a", 1, True), ("a", 2, True), ("b", 1, True), ("c", 1, False))
+    try:
+        assert all(isinstance(s, StatsSnapshot) for s in plane.statistics())
+        assert _inference_counts(plane.statistics()) == [("a", 1), ("a", 2), ("b", 1)]
+        assert _inference_counts(plane.statistics("a")) == [("a", 1), ("a", 2)]
+        assert _inference_counts(plane.statistics("a", "2")) == [("a", 2)]
+        assert _inference_counts(plane.statistics("b", "")) == [("b", 1)]
+        assert _inference_counts(plane.all_statistics()) == [("a", 1), ("a", 2), ("b", 1), ("c", 1)]
+    finally:
+        _stop(plane)
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "message"),
+    [
+        ("x", "", "requested model 'x' is not available"),
+        ("x", "1", "requested model 'x' is not available"),
+        ("c", "", "requested model 'c' is not available"),  # not ready = not available
+        ("a", "7", "requested model version is not available for model 'a'"),
+    ],
+)
+def test_statistics_errors_are_invalid_argument_not_404(loop, name, version, message):
+    plane = _plane(loop, ("a", 1, True), ("c", 1, False))
+    try:
+        with pytest.raises(InvalidArgumentError) as info:
+            plane.statistics(name, version)
+        assert str(info.value) == message
+        assert info.value.http_status == 400 and info.value.grpc_code == "INVALID_ARGUMENT"
+        with pytest.raises(InvalidArgumentError, match="version string 'v1'"):
+            plane.statistics("a", "v1")
+    finally:
+        _stop(plane)
+
+
+def test_decoupled_model_on_plain_infer_is_one_typed_error(loop):
+    plane = InProcessDataPlane(loop)
+    plane.add_model(_model("d", 1, ModelConfig(decoupled=True, batching=False)))
+    try:
+        request = InferenceRequest("d", inputs={"x": np.zeros(2, np.float32)})
+        with pytest.raises(DecoupledModelError) as info:
+            loop.run_until_complete(plane.infer(request))
+        assert info.value.model == "d" and info.value.grpc_code == "UNIMPLEMENTED"
+    finally:
+        _stop(plane)
+
+
+def test_remove_model_drains_then_forgets_it(loop):
+    plane = _plane(loop, ("a", 1, True), ("b", 1, True))
+    try:
+
+        async def scenario():
+            request = InferenceRequest("a", inputs={"x": np.ones((1, 2), np.float32)})
+            running = asyncio.ensure_future(plane.infer(request))
+            await asyncio.sleep(0)  # queued before the unload starts
+            removal = asyncio.ensure_future(plane.remove_model("a", 1, timeout=5.0))
+            await asyncio.sleep(0)
+            with pytest.raises(UnavailableError):  # UNLOADING: new requests are refused
+                await plane.infer(request)
+            response = await running  # the queued one still finishes
+            assert await removal is True
+            return response
+
+        response = loop.run_until_complete(scenario())
+        assert response.outputs["y"].tolist() == [[1.0, 1.0]]
+        assert [m.name for m in plane.models()] == ["b"]
+        with pytest.raises(ModelNotFoundError):
+            plane.model("a")
+        assert plane.instances_alive()  # b's instances are untouched; a's are gone from the set
+    finally:
+        _stop(plane)
