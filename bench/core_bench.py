@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
     try:
-        import uvloop  # noqa: PLC0415
+        import uvloop
 
         new_loop = uvloop.new_event_loop
     except ImportError:

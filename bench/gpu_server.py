@@ -36,7 +36,7 @@ class _InferFuncWrapper:
         self.batch_sizes: list = []
 
     @batch
-    def __call__(self, INPUT_1: np.ndarray) -> dict:  # noqa: N803
+    def __call__(self, INPUT_1: np.ndarray) -> dict:
         self.batch_sizes.append(len(INPUT_1))
         with torch.inference_mode():
             if self.stream is not None:

@@ -228,7 +228,7 @@ class Server:
                 with urllib.request.urlopen(url, timeout=1) as r:
                     if r.status != 200:
                         return False
-            except Exception:
+            except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
                 return False
         try:
             socket.create_connection(("127.0.0.1", self.grpc_port), timeout=1).close()

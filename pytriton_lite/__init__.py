@@ -7,9 +7,22 @@ The names below are re-exported lazily so that ``import pytriton_lite`` stays ch
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time ``__getattr__`` imports on first use
+    from pytriton_lite.client import (
+        AsyncioDecoupledModelClient,
+        AsyncioModelClient,
+        DecoupledModelClient,
+        FuturesModelClient,
+        ModelClient,
+    )
+    from pytriton_lite.config import TritonConfig, TritonLifecyclePolicy, TritonSecurityConfig
+    from pytriton_lite.model_config import DeviceKind, DynamicBatcher, ModelConfig, QueuePolicy, Tensor, TimeoutAction
+    from pytriton_lite.triton import Triton
+    from pytriton_lite.types import Request
 
 _EXPORTS = {
     "Triton": "pytriton_lite.triton",
@@ -31,7 +44,25 @@ _EXPORTS = {
 }
 _SUBMODULES = {"client", "model_config", "triton", "decorators", "exceptions", "types", "proxy", "testing"}
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # spelled out so that linters and type checkers read it; a test keeps it equal to _EXPORTS
+    "__version__",
+    "Triton",
+    "TritonConfig",
+    "TritonLifecyclePolicy",
+    "TritonSecurityConfig",
+    "ModelConfig",
+    "Tensor",
+    "DynamicBatcher",
+    "QueuePolicy",
+    "TimeoutAction",
+    "DeviceKind",
+    "Request",
+    "ModelClient",
+    "FuturesModelClient",
+    "AsyncioModelClient",
+    "DecoupledModelClient",
+    "AsyncioDecoupledModelClient",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,7 @@ def _bind_add_sub(triton: object) -> None:
     from pytriton_lite.model_config import ModelConfig, Tensor
 
     @batch
-    def add_sub(INPUT_1: np.ndarray, INPUT_2: np.ndarray) -> dict:  # noqa: N803 - tensor names
+    def add_sub(INPUT_1: np.ndarray, INPUT_2: np.ndarray) -> dict:
         return {"add": INPUT_1 + INPUT_2, "sub": INPUT_1 - INPUT_2}
 
     triton.bind(  # type: ignore[attr-defined]

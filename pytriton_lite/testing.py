@@ -87,7 +87,8 @@ class QueueState(NamedTuple):
 
 def model_statistics(triton: Triton, name: str, version: str = "") -> StatsSnapshot:
     """The statistics snapshot of a model version of a running ``triton``, in any state (taken on its loop)."""
-    return triton._on_loop(lambda dataplane: dataplane._snapshot(dataplane.entry(name, version)))  # type: ignore[no-any-return]
+    snapshot: StatsSnapshot = triton._on_loop(lambda dataplane: dataplane._snapshot(dataplane.entry(name, version)))
+    return snapshot
 
 
 def queue_state(triton: Triton, name: str, version: str = "") -> QueueState:

@@ -16,7 +16,7 @@ import secrets
 import signal
 import threading
 import time
-from typing import Any, Callable, Coroutine, List, Optional, Sequence, Union
+from typing import Any, Callable, Coroutine, List, Optional, Sequence, Tuple, Union
 
 from pytriton_lite.config import (
     DEFAULT_EXIT_TIMEOUT_S,
@@ -55,7 +55,7 @@ _START_TIMEOUT_S = 30.0
 
 def _new_loop() -> asyncio.AbstractEventLoop:
     try:
-        import uvloop  # noqa: PLC0415 - optional speed-up
+        import uvloop
 
         return uvloop.new_event_loop()
     except ImportError:
@@ -249,7 +249,7 @@ class Triton:
         )
         try:
             self._call(self._shutdown(timeout), timeout + 10.0)
-        except Exception:  # noqa: BLE001 - stopping must not raise
+        except Exception:
             LOGGER.exception("Error while stopping the server")
         finally:
             self._stop_loop()
@@ -374,9 +374,9 @@ class Triton:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(10.0)
 
-    def _frontend_specs(self) -> List[Any]:
+    def _frontend_specs(self) -> List[Tuple[str, Any, int]]:
         cfg = self._config
-        specs = []
+        specs: List[Tuple[str, Any, int]] = []
         if cfg.allow_http is not False:
             specs.append(("http", HttpFrontend, cfg.http_port if cfg.http_port is not None else DEFAULT_HTTP_PORT))
         if cfg.allow_grpc is not False:
@@ -456,10 +456,10 @@ def _named(tensor: Tensor, default: str) -> Tensor:
 def _attach_context(model: Model) -> None:
     """Give each callable PyTriton's ``__triton_context__`` so decorators can read the model config."""
     try:
-        from pytriton_lite.decorators import attach_triton_context  # noqa: PLC0415
+        from pytriton_lite.decorators import attach_triton_context
     except ImportError:
         return
-    from pytriton_lite.model_config import TensorSpec, TritonModelConfig  # noqa: PLC0415
+    from pytriton_lite.model_config import TensorSpec, TritonModelConfig
 
     config = TritonModelConfig(
         model_name=model.name,

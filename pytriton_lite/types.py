@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, ItemsView, Iterator, KeysView, List, Optional, Tuple, Union, ValuesView
 
 import numpy as np
 
@@ -47,13 +47,13 @@ class Request:
     def __contains__(self, input_name: object) -> bool:
         return input_name in self.data
 
-    def keys(self):  # noqa: ANN201 - mirrors dict
+    def keys(self) -> KeysView[str]:
         return self.data.keys()
 
-    def values(self):  # noqa: ANN201
+    def values(self) -> ValuesView[np.ndarray]:
         return self.data.values()
 
-    def items(self):  # noqa: ANN201
+    def items(self) -> ItemsView[str, np.ndarray]:
         return self.data.items()
 
     def get(self, input_name: str, default: Any = None) -> Any:
@@ -157,7 +157,8 @@ class ModelInfo:
         return bool(self.config.response_cache.enable)
 
 
-class DurationStat(NamedTuple):
+@dataclass(frozen=True)
+class DurationStat:
     """A count and the nanoseconds they took in all."""
 
     count: int = 0

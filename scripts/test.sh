@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Install pytriton_lite with its test extras (and the CPU torch wheel for the torch example), lint, run all tests.
+# Install pytriton_lite with its test extras (and the CPU torch wheel for the torch example), run the gates
+# (ruff lint + format, mypy), then the whole test suite with a coverage floor. Arguments go to pytest (and
+# then the coverage floor is not applied: a subset of the tests covers less).
 source "$(dirname "$0")/_venv.sh"
 "$VPY" -m pip install --quiet -e '.[test]'
 # torch is optional: without it the torch example test is skipped, not failed
 "$VPY" -m pip install --quiet torch==2.13.0 || echo "torch==2.13.0 not installable here: torch tests will be skipped"
 "$VPY" -m ruff check pytriton_lite tests examples bench
+"$VPY" -m ruff format --check pytriton_lite tests examples bench
+"$VPY" -m mypy
+coverage=()
+if [ "$#" -eq 0 ]; then
+    coverage=(--cov=pytriton_lite --cov-report=term:skip-covered)
+fi
 set +e
-"$VPY" -m pytest -q -p no:cacheprovider "$@"
+"$VPY" -m pytest -q -p no:cacheprovider ${coverage[@]+"${coverage[@]}"} "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

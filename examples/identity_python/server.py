@@ -15,7 +15,7 @@ LOGGER = logging.getLogger("examples.identity_python.server")
 
 
 @batch
-def _identity(INPUT_1, INPUT_2):  # noqa: N803 - the keyword names are the model's input names
+def _identity(INPUT_1, INPUT_2):
     # BYTES inputs arrive as dtype=object arrays of ``bytes``, so NUL bytes inside values survive.
     return {"OUTPUT_1": INPUT_1, "OUTPUT_2": INPUT_2}
 

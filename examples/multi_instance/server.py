@@ -24,7 +24,7 @@ WEIGHTS = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
 
 def _devices(count: int) -> List[str]:
     try:
-        import torch  # noqa: PLC0415 - optional: only picks GPUs when present
+        import torch
     except ImportError:
         return ["cpu"] * count
     gpus = torch.cuda.device_count()
@@ -41,7 +41,7 @@ class _InferFuncWrapper:
         self._device = device
         self._work_s = work_s
         if device.startswith("cuda"):
-            import torch  # noqa: PLC0415
+            import torch
 
             self._weights = torch.from_numpy(WEIGHTS).to(device)
         else:
@@ -49,7 +49,7 @@ class _InferFuncWrapper:
 
     def _matmul(self, x: np.ndarray) -> np.ndarray:
         if self._device.startswith("cuda"):
-            import torch  # noqa: PLC0415
+            import torch
 
             return (torch.from_numpy(x).to(self._device) @ self._weights).cpu().numpy()
         return x @ self._weights

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Type, Union
 
 import numpy as np
 import tritonclient.grpc.aio
@@ -40,7 +40,7 @@ from pytriton_lite.model_config import TritonModelConfig
 _LOGGER = logging.getLogger("pytriton_lite.client")
 
 _AioClient = Union[tritonclient.grpc.aio.InferenceServerClient, tritonclient.http.aio.InferenceServerClient]
-_AIO_CLIENT_ERRORS = (*CLIENT_ERRORS, *AIO_TRANSPORT_ERRORS)
+_AIO_CLIENT_ERRORS: Tuple[Type[BaseException], ...] = (*CLIENT_ERRORS, *AIO_TRANSPORT_ERRORS)
 
 
 class AsyncioModelClient(BaseModelClient):
@@ -96,7 +96,7 @@ class AsyncioModelClient(BaseModelClient):
         for client in dict.fromkeys(clients):
             try:
                 await client.close()
-            except Exception as exc:  # closing must not raise over the caller's own exception
+            except Exception as exc:  # noqa: BLE001 - closing must not raise over the caller's own exception
                 _LOGGER.warning("Error while closing the client: %s", exc)
 
     def _clients(self):

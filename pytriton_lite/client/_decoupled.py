@@ -97,7 +97,7 @@ class DecoupledModelClient(ModelClient):
         stream = getattr(client, "_stream", None)
         try:
             client.stop_stream(cancel_requests=cancel)
-        except Exception as exc:  # the stream may already be broken; nothing left to release
+        except Exception as exc:  # noqa: BLE001 - the stream may already be broken; nothing left to release
             _LOGGER.debug("Error while stopping the stream: %s", exc)
         # tritonclient does not end its request iterator when cancelling, which leaves grpc's request
         # thread blocked forever; ending it here releases that thread.

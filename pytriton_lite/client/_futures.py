@@ -213,7 +213,7 @@ class FuturesModelClient:
                         if self._model_config is None and client._model_config is not None:
                             self._model_config = client._model_config
                         future.set_result(result)
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001 - the caller gets it from the future
                         future.set_exception(exc)
                 finally:
                     with self._lock:

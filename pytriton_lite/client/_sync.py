@@ -115,7 +115,7 @@ class ModelClient(BaseModelClient):
         for client in dict.fromkeys(clients):  # the gRPC client may be shared; close it once
             try:
                 client.close()
-            except Exception as exc:  # closing must not raise over the caller's own exception
+            except Exception as exc:  # noqa: BLE001 - closing must not raise over the caller's own exception
                 _LOGGER.warning("Error while closing the client: %s", exc)
 
     def _require_open(self, client: Optional[_SyncClient]) -> _SyncClient:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Optional, Union
+from typing import Any, Optional, Tuple, Type, Union
 
 import aiohttp
 import tritonclient.grpc.aio
@@ -35,7 +35,7 @@ _LOGGER = logging.getLogger(__name__)
 _TritonAioClientType = Union[tritonclient.grpc.aio.InferenceServerClient, tritonclient.http.aio.InferenceServerClient]
 
 # aiohttp's ServerDisconnectedError and friends are not OSErrors.
-AIO_TRANSPORT_ERRORS = (*TRANSPORT_ERRORS, aiohttp.ClientError)
+AIO_TRANSPORT_ERRORS: Tuple[Type[BaseException], ...] = (*TRANSPORT_ERRORS, aiohttp.ClientError)
 
 
 def create_client_from_url(url: str, network_timeout_s: Optional[float] = None) -> _TritonAioClientType:

@@ -97,7 +97,7 @@ class Pending:
         inference_request: InferenceRequest,
         batch_size: int,
         key: Tuple[Any, ...],
-        future: Optional[asyncio.Future] = None,
+        future: Optional[asyncio.Future[InferenceResponse]] = None,
         stream: Optional[StreamOutcomes] = None,
         is_gone: Optional[Callable[[], bool]] = None,
     ) -> None:
@@ -184,7 +184,7 @@ class Batcher(BatchSink):
         self._timer: Optional[asyncio.TimerHandle] = None  # the batch-forming delay
         self._expiry: Optional[asyncio.TimerHandle] = None  # the earliest REJECT deadline in the queue
         self._expiry_ns = 0
-        self._idle_waiters: List[asyncio.Future] = []
+        self._idle_waiters: List[asyncio.Future[None]] = []
         self.instances = [
             Instance(model, i, func, loop, self, on_unrecoverable) for i, func in enumerate(model.infer_funcs)
         ]
@@ -413,7 +413,7 @@ class Batcher(BatchSink):
     # --- outcomes (called on the loop by instance threads) ---------------------------------------------
 
     def batch_done(
-        self, instance: Instance, batch: Batch, results: Optional[list], error: Optional[BaseException]
+        self, instance: Instance, batch: Batch, results: Optional[List[Any]], error: Optional[BaseException]
     ) -> None:
         if not batch.released:  # a concurrent stream gave its instance back when it started
             batch.released = True
@@ -470,14 +470,14 @@ class Batcher(BatchSink):
         if self.queued:
             self._schedule()
 
-    def stream_item(self, instance: Instance, batch: Batch, results: list) -> None:
+    def stream_item(self, instance: Instance, batch: Batch, results: List[Any]) -> None:
         model = self.model
         live = False
         for item, outputs in zip(batch.items, results):
             if item.closed:
                 continue
             live = True
-            item.stream.put(  # type: ignore[union-attr]
+            item.stream.put(
                 InferenceResponse(
                     model_name=model.name,
                     model_version=model.version_str,

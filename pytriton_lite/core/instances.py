@@ -62,11 +62,11 @@ class BatchSink:
     """Callbacks an instance uses to report outcomes; all are invoked on the serving loop."""
 
     def batch_done(
-        self, instance: Instance, batch: Batch, results: Optional[list], error: Optional[BaseException]
+        self, instance: Instance, batch: Batch, results: Optional[List[Any]], error: Optional[BaseException]
     ) -> None:
         raise NotImplementedError
 
-    def stream_item(self, instance: Instance, batch: Batch, results: list) -> None:
+    def stream_item(self, instance: Instance, batch: Batch, results: List[Any]) -> None:
         raise NotImplementedError
 
     def instance_free(self, instance: Instance, batch: Batch) -> None:
@@ -208,7 +208,7 @@ class Instance:
             return
         self._done(batch, results, None)
 
-    def _done(self, batch: Batch, results: Optional[list], error: Optional[BaseException]) -> None:
+    def _done(self, batch: Batch, results: Optional[List[Any]], error: Optional[BaseException]) -> None:
         if not batch.infer_end_ns:
             batch.infer_end_ns = time.monotonic_ns()
         batch.end_ns = time.monotonic_ns()

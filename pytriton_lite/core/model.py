@@ -81,11 +81,10 @@ class Model:
         self.input_by_name: Dict[str, Tensor] = {t.name: t for t in self.inputs}  # type: ignore[misc]
         self.output_by_name: Dict[str, Tensor] = {t.name: t for t in self.outputs}  # type: ignore[misc]
         self.output_names: List[str] = [t.name for t in self.outputs]  # type: ignore[misc]
-        self._required = [t.name for t in self.inputs if not t.optional]
-        self._input_wire_dtypes = {t.name: t.triton_dtype for t in self.inputs}
-        self._output_np_dtypes: Dict[str, Optional[np.dtype]] = {
-            t.name: None if is_bytes_dtype(t.dtype) else np.dtype(t.dtype)
-            for t in self.outputs  # type: ignore[misc]
+        self._required = [str(t.name) for t in self.inputs if not t.optional]
+        self._input_wire_dtypes = {str(t.name): t.triton_dtype for t in self.inputs}
+        self._output_np_dtypes: Dict[str, Optional[np.dtype[Any]]] = {
+            str(t.name): None if is_bytes_dtype(t.dtype) else np.dtype(t.dtype) for t in self.outputs
         }
 
     def __repr__(self) -> str:
@@ -109,16 +108,27 @@ class Model:
 
     def prepare(self, request: InferenceRequest) -> Tuple[Request, int, Tuple[Any, ...]]:
         """Validate ``request``; return the callable's ``Request``, its batch size and its batch-compat key."""
-        model = self.name
         requested = request.requested_outputs
         if requested is not None:
-            for out in requested:
-                if out not in self.output_by_name:
-                    raise InvalidArgumentError(f"unexpected inference output '{out}' for model '{model}'")
+            self._check_requested(requested)
         inputs = request.inputs
+        self._check_names(inputs)
+        batch_size = self._batch_size(inputs) if self.max_batch_size > 0 else 1
+        key = tuple(self._check_input(name, array) for name, array in inputs.items())
+        names = requested if requested is not None else self.output_names
+        callable_request = Request(data=dict(inputs), parameters=request.parameters, requested_output_names=list(names))
+        return callable_request, batch_size, key
+
+    def _check_requested(self, requested: Sequence[str]) -> None:
+        for out in requested:
+            if out not in self.output_by_name:
+                raise InvalidArgumentError(f"unexpected inference output '{out}' for model '{self.name}'")
+
+    def _check_names(self, inputs: Dict[str, np.ndarray]) -> None:
+        """Triton's input-count and unknown-input checks, in its order and words."""
+        model = self.name
         missing = [n for n in self._required if n not in inputs]
-        if missing or len(inputs) > len(self.inputs):
-            got = list(inputs)
+        if missing:
             if len(self._required) == len(self.inputs):
                 expect = f"expected {len(self.inputs)} inputs but got {len(inputs)} inputs for model '{model}'."
             else:
@@ -126,58 +136,56 @@ class Model:
                     f"expected number of inputs between {len(self._required)} and {len(self.inputs)} "
                     f"but got {len(inputs)} inputs for model '{model}'."
                 )
-            if missing:
-                raise InvalidArgumentError(
-                    f"{expect} Got input(s) {_fmt_names(got)}, but missing required input(s) "
-                    f"{_fmt_names(missing)}. Please provide all required input(s)."
-                )
+            raise InvalidArgumentError(
+                f"{expect} Got input(s) {_fmt_names(list(inputs))}, but missing required input(s) "
+                f"{_fmt_names(missing)}. Please provide all required input(s)."
+            )
         for name in inputs:
             if name not in self.input_by_name:
                 raise InvalidArgumentError(f"unexpected inference input '{name}' for model '{model}'")
 
-        batch_size = 1
-        key: List[Any] = []
-        if self.max_batch_size > 0:
-            first = True
-            for name, array in inputs.items():
-                if array.ndim < 1:
-                    raise InvalidArgumentError(
-                        f"input '{name}' has no shape but model requires batch dimension for '{model}'"
-                    )
-                if first:
-                    batch_size = int(array.shape[0])
-                    first = False
-                elif int(array.shape[0]) != batch_size:
-                    raise InvalidArgumentError(f"input '{name}' batch size does not match other inputs for '{model}'")
-            if batch_size > self.max_batch_size:
-                raise InvalidArgumentError(
-                    f"inference request batch-size must be <= {self.max_batch_size} for '{model}'"
-                )
-            if batch_size < 1 and inputs:
-                raise InvalidArgumentError(f"inference request batch-size must be >= 1 for '{model}'")
-
+    def _batch_size(self, inputs: Dict[str, np.ndarray]) -> int:
+        """Rows of the request: every input's first dim, equal across inputs and within max_batch_size."""
+        model = self.name
+        batch_size = -1
         for name, array in inputs.items():
-            spec = self.input_by_name[name]
-            expected = self._input_wire_dtypes[name]
-            got_dtype = to_triton_dtype(array.dtype)  # cached per dtype
-            if got_dtype != expected:
+            if array.ndim < 1:
                 raise InvalidArgumentError(
-                    f"inference input '{name}' data-type is '{got_dtype}', but model '{model}' expects '{expected}'"
+                    f"input '{name}' has no shape but model requires batch dimension for '{model}'"
                 )
-            shape = array.shape[1:] if self.max_batch_size > 0 else array.shape
-            dims = spec.shape
-            if len(shape) != len(dims) or any(d != -1 and d != s for d, s in zip(dims, shape)):
-                full_dims = ((-1,) + tuple(dims)) if self.max_batch_size > 0 else tuple(dims)
-                note = _BATCH_NOTE if self.max_batch_size > 0 else ""
-                raise InvalidArgumentError(
-                    f"unexpected shape for input '{name}' for model '{model}'. "
-                    f"Expected {_fmt_shape(full_dims)}, got {_fmt_shape(array.shape)}.{note}"
-                )
-            key.append((name, shape))
+            rows = int(array.shape[0])
+            if batch_size < 0:
+                batch_size = rows
+            elif rows != batch_size:
+                raise InvalidArgumentError(f"input '{name}' batch size does not match other inputs for '{model}'")
+        if batch_size < 0:
+            return 1
+        if batch_size > self.max_batch_size:
+            raise InvalidArgumentError(f"inference request batch-size must be <= {self.max_batch_size} for '{model}'")
+        if batch_size < 1:
+            raise InvalidArgumentError(f"inference request batch-size must be >= 1 for '{model}'")
+        return batch_size
 
-        names = requested if requested is not None else self.output_names
-        callable_request = Request(data=dict(inputs), parameters=request.parameters, requested_output_names=list(names))
-        return callable_request, batch_size, tuple(key)
+    def _check_input(self, name: str, array: np.ndarray) -> Tuple[str, Tuple[int, ...]]:
+        """Datatype and shape of one input; returns its part of the batch-compatibility key."""
+        model = self.name
+        expected = self._input_wire_dtypes[name]
+        got_dtype = to_triton_dtype(array.dtype)  # cached per dtype
+        if got_dtype != expected:
+            raise InvalidArgumentError(
+                f"inference input '{name}' data-type is '{got_dtype}', but model '{model}' expects '{expected}'"
+            )
+        batching = self.max_batch_size > 0
+        shape = array.shape[1:] if batching else array.shape
+        dims = self.input_by_name[name].shape
+        if len(shape) != len(dims) or any(d != -1 and d != s for d, s in zip(dims, shape)):
+            full_dims = ((-1,) + tuple(dims)) if batching else tuple(dims)
+            note = _BATCH_NOTE if batching else ""
+            raise InvalidArgumentError(
+                f"unexpected shape for input '{name}' for model '{model}'. "
+                f"Expected {_fmt_shape(full_dims)}, got {_fmt_shape(array.shape)}.{note}"
+            )
+        return (name, shape)
 
     # --- result side (instance thread) ----------------------------------------------------------------
 
@@ -246,10 +254,12 @@ class Model:
                 raise ModelExecutionError(
                     f"Output '{name}' of model '{self.name}' has dtype {value.dtype}, expected bytes"
                 )
-        elif not np.issubdtype(value.dtype, np.dtype(spec.dtype)):  # type: ignore[arg-type]
-            raise ModelExecutionError(
-                f"Output '{name}' of model '{self.name}' has dtype {value.dtype}, expected {np.dtype(spec.dtype)}"  # type: ignore[arg-type]
-            )
+        else:
+            declared = np.dtype(spec.dtype)
+            if not np.issubdtype(value.dtype, declared):
+                raise ModelExecutionError(
+                    f"Output '{name}' of model '{self.name}' has dtype {value.dtype}, expected {declared}"
+                )
         shape = value.shape[1:] if self.max_batch_size > 0 else value.shape
         if len(shape) != len(spec.shape) or any(d != -1 and d != s for d, s in zip(spec.shape, shape)):
             raise ModelExecutionError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Sequence
+from typing import Any, Awaitable, Callable, Dict, List, Sequence
 
 import numpy as np
 
@@ -60,14 +60,17 @@ def run_warmup(model: Model, instances: Sequence[Instance], timeout: float = 600
     for warmup in model.config.model_warmup or []:
         for instance in instances:
             for request in warmup_requests(model, warmup):
-                func = instance.func
-                future = instance.execute(lambda func=func, request=request: _consume(func([request])))
+                future = instance.execute(_call(instance.func, request))
                 try:
                     future.result(timeout)
-                except Exception:  # noqa: BLE001 - PyTriton logs and ignores warm-up failures
+                except Exception:
                     LOGGER.warning("Warm-up %r of model '%s' failed", warmup.name, model.name, exc_info=True)
                 calls += 1
     return calls
+
+
+def _call(func: Callable[..., Any], request: Request) -> Callable[[], Awaitable[None]]:
+    return lambda: _consume(func([request]))
 
 
 async def _consume(result: Any) -> None:

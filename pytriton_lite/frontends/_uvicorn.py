@@ -185,7 +185,7 @@ class EmbeddedServer:
         except asyncio.TimeoutError:
             server.force_exit = True
             LOGGER.warning("%s front end did not stop in time; its connections were dropped", self.label)
-        except Exception:  # noqa: BLE001 - stopping must not raise
+        except Exception:  # stopping must not raise
             LOGGER.exception("%s front end stopped with an error", self.label)
         finally:
             if sock is not None:

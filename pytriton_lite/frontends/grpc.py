@@ -280,7 +280,7 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             await self._emit_in_order(previous, out, item)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - a bug here must not hang the stream
+        except Exception:  # a bug here must not hang the stream
             LOGGER.exception("Unexpected error serving a gRPC stream request")
         finally:
             if not gate.done():

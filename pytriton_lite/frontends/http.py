@@ -7,32 +7,35 @@ about 20 us per request (26 us vs 7 us measured in-process), and the regex mirro
 are sent as raw ASGI messages with precomputed headers. Wire formats live in ``protocol.http_codec`` and
 ``protocol.generate_codec``.
 
-Errors: ``InferenceError`` -> its ``http_status`` and ``{"error": msg}``; anything else -> 500 with the
-exception text, logged once. A client that disconnects mid-request cancels the data plane call (a queued
-request is dropped; a stream's model generator is closed).
+Errors are raised, never answered where they happen, and mapped at one boundary (``HttpApp._fail``):
+an ``InferenceError`` -> its ``http_status``, ``{"error": msg}`` and its extra headers (``_Answer``: the
+front end's own 404/405/403 and ``Accept-Encoding`` on an unsupported compression); ``DecoupledModelError``
+-> 501 with Triton's /infer wording; anything else -> 500 with the exception text, logged once. Once
+``http.response.start`` is out an error cannot become a status: it is logged and the connection closed.
+A client that disconnects mid-request cancels the data plane call (a queued request is dropped; a stream's
+model generator is closed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import logging
 import re
-import socket
-import sys
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
-import uvicorn
-
+from pytriton_lite.config import DEFAULT_HTTP_PORT, TRITON_API_GROUPS
 from pytriton_lite.core.api import DataPlane
 from pytriton_lite.exceptions import (
+    DecoupledModelError,
+    InferenceError,
     InvalidArgumentError,
     PyTritonError,
     UnavailableError,
     UnsupportedError,
 )
+from pytriton_lite.frontends._uvicorn import DEFAULT_GRACEFUL_SHUTDOWN_S, EmbeddedServer
 from pytriton_lite.protocol import generate_codec, http_codec, model_json, stats_json
+from pytriton_lite.protocol.access import parse_http_restricted_api
 
 LOGGER = logging.getLogger("pytriton_lite.http")
 
@@ -43,22 +46,8 @@ GENERATE_ONE_RESPONSE = (
 )
 SHM_DISABLED = "Client shared memory is disabled. Start the server with '--allow-client-shm=true' to enable."
 MODEL_CONTROL_DISABLED = "explicit model load / unload is not allowed if polling is enabled"
-RESTRICTED_HEADER_HINT = "This API is restricted, expecting header '{}'"
 DEFAULT_KEEP_ALIVE_S = 75  # tritonclient and perf_analyzer keep pooled connections open for long
-DEFAULT_GRACEFUL_SHUTDOWN_S = 5
-
-# Triton's API groups (--http-restricted-api) and the routes in each.
-API_GROUPS = (
-    "health",
-    "metadata",
-    "inference",
-    "shared-memory",
-    "model-config",
-    "model-repository",
-    "statistics",
-    "trace",
-    "logging",
-)
+API_GROUPS = TRITON_API_GROUPS  # the groups of --http-restricted-api (defined once, in config)
 
 _MODEL_ROUTE = re.compile(
     r"/v2/models/([^/]+)(?:/versions/([0-9]+))?(?:/(infer|generate|generate_stream|ready|config|stats|trace/setting))?"
@@ -71,47 +60,38 @@ _SSE = (b"content-type", b"text/event-stream; charset=utf-8")
 _EMPTY_LENGTH = (b"content-length", b"0")
 _ACCEPT_ENCODING = (b"accept-encoding", b"gzip, deflate")
 _INFERENCE_HEADER = http_codec.INFERENCE_HEADER.encode()
-_NOT_FOUND = http_codec.encode_error("Not Found")
-_METHOD_NOT_ALLOWED = http_codec.encode_error("Method Not Allowed")
+Headers = Sequence[Tuple[bytes, bytes]]
+T = TypeVar("T")
 
 
 class _ClientGone(Exception):
     """The client closed the connection; nothing can be answered."""
 
 
-def _parse_restricted_api(spec: Any) -> Dict[str, Tuple[bytes, bytes]]:
-    """Triton's ``--http-restricted-api``: ``"<api>[,<api>...]:<header>=<value>"`` -> {api: (header, value)}."""
-    if not spec:
-        return {}
-    items = [spec] if isinstance(spec, str) else list(spec)
-    restricted: Dict[str, Tuple[bytes, bytes]] = {}
-    for item in items:
-        for part in str(item).split(";"):
-            if not part.strip():
-                continue
-            apis, sep, pair = part.rpartition(":")
-            key, eq, value = pair.partition("=")
-            if not sep or not eq or not key.strip():
-                raise PyTritonError(f"Invalid http restricted api specification: {part!r}")
-            for api in apis.split(","):
-                api = api.strip()
-                if api not in API_GROUPS:
-                    raise PyTritonError(f"Unknown API group {api!r} in http restricted api {part!r}")
-                restricted[api] = (key.strip().lower().encode("latin-1"), value.strip().encode("latin-1"))
-    return restricted
+class _Answer(InferenceError):
+    """An error answer of the HTTP front end's own (404, 405, 403, ...), with optional extra headers."""
+
+    def __init__(self, message: str, status: int, headers: Headers = ()) -> None:
+        super().__init__(message, http_status=status)
+        self.headers = tuple(headers)
 
 
 class _Request:
     """What a handler needs from the ASGI scope; headers are scanned once, lazily."""
 
-    __slots__ = ("scope", "receive", "send", "method", "_headers")
+    __slots__ = ("scope", "receive", "send", "method", "started", "_headers")
 
     def __init__(self, scope: Dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
         self.scope = scope
         self.receive = receive
         self.send = send
         self.method: str = scope["method"]
+        self.started = False  # http.response.start is out: an error can no longer become a status
         self._headers: Optional[Dict[bytes, bytes]] = None
+
+    async def start(self, status: int, headers: List[Tuple[bytes, bytes]]) -> None:
+        self.started = True
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
 
     def header(self, name: bytes) -> Optional[str]:
         if self._headers is None:
@@ -136,26 +116,18 @@ class _Request:
                 return b"".join(chunks)
 
 
-async def _respond(
-    send: Any, status: int, body: bytes = b"", headers: Sequence[Tuple[bytes, bytes]] = (_JSON,)
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _respond(request: _Request, status: int, body: bytes = b"", headers: Headers = (_JSON,)) -> None:
+    await request.start(status, [*headers, (b"content-length", str(len(body)).encode())])
+    await request.send({"type": "http.response.body", "body": body})
 
 
-async def _respond_json(send: Any, data: Any, status: int = 200) -> None:
-    await _respond(send, status, http_codec.dumps_json(data))
+async def _respond_json(request: _Request, data: Any) -> None:
+    await _respond(request, 200, http_codec.dumps_json(data))
 
 
-async def _respond_empty(send: Any, status: int = 200) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [_EMPTY_LENGTH]})
-    await send({"type": "http.response.body", "body": b""})
+async def _respond_empty(request: _Request, status: int = 200) -> None:
+    await request.start(status, [_EMPTY_LENGTH])
+    await request.send({"type": "http.response.body", "body": b""})
 
 
 class _DisconnectWatch:
@@ -192,8 +164,21 @@ class _DisconnectWatch:
         return True
 
 
+async def _unless_client_leaves(receive: Callable[[], Awaitable[Any]], label: str, work: Awaitable[T]) -> Optional[T]:
+    """Await ``work`` while watching for ``http.disconnect``; None when the client left (``work`` cancelled)."""
+    watch = _DisconnectWatch(receive, label)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if watch.absorb():
+            return None
+        raise
+    finally:
+        watch.stop()
+
+
 class HttpApp:
-    """The ASGI application: v2 routes over a ``core.dataplane.DataPlane``."""
+    """The ASGI application: v2 routes over a ``core.api.DataPlane``."""
 
     def __init__(
         self,
@@ -207,7 +192,7 @@ class HttpApp:
         self.max_input_size = max_input_size
         self._forward = re.compile(header_forward_pattern, re.IGNORECASE) if header_forward_pattern else None
         self._forward_cache: Dict[bytes, Optional[str]] = {}
-        self._restricted = _parse_restricted_api(restricted_api)
+        self.policy = parse_http_restricted_api(restricted_api)
         self._model_actions = {
             None: ("GET", "metadata", self._model_metadata),
             "ready": ("GET", "health", self._model_ready),
@@ -224,7 +209,7 @@ class HttpApp:
             "/v2/health/ready": ("GET", "health", self._ready),
         }
 
-    # --- dispatch ------------------------------------------------------------------------------------
+    # --- dispatch and the error boundary -------------------------------------------------------------
 
     async def __call__(self, scope: Dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -240,61 +225,66 @@ class HttpApp:
             await self._dispatch(path, request)
         except _ClientGone:
             return
-        except PyTritonError as exc:  # InferenceError and kin: each knows its status
-            await self._error(request, exc)
         except Exception as exc:  # noqa: BLE001 - one bad request must not take the server down
-            LOGGER.exception("Unexpected error while serving %s %s", request.method, path)
-            await _respond(send, 500, http_codec.encode_error(f"{type(exc).__name__}: {exc}"))
+            await self._fail(request, path, exc)
 
-    async def _error(self, request: _Request, exc: PyTritonError) -> None:
-        status = int(getattr(exc, "http_status", 500))
-        headers: Tuple[Tuple[bytes, bytes], ...] = (_JSON,)
-        if isinstance(exc, UnsupportedError) and str(exc) == http_codec.UNSUPPORTED_COMPRESSION:
-            headers = (_JSON, _ACCEPT_ENCODING)
-        await _respond(request.send, status, http_codec.encode_error(str(exc)), headers)
+    async def _fail(self, request: _Request, path: str, exc: Exception) -> None:
+        """The one place an error becomes an answer (or, once the response started, a closed connection)."""
+        if request.started:
+            # Returning with the body unfinished makes uvicorn close the connection: the client sees a
+            # truncated response, never a complete-looking one.
+            LOGGER.error("%s %s failed after its response started", request.method, path, exc_info=exc)
+            return
+        headers: Headers = (_JSON,)
+        if isinstance(exc, DecoupledModelError):
+            status, message = exc.http_status, DECOUPLED_ON_INFER
+        elif isinstance(exc, PyTritonError):  # InferenceError and kin: each knows its status
+            status, message = int(exc.http_status), str(exc)
+            if isinstance(exc, _Answer):
+                headers = (_JSON, *exc.headers)
+        else:
+            LOGGER.error("Unexpected error while serving %s %s", request.method, path, exc_info=exc)
+            status, message = 500, f"{type(exc).__name__}: {exc}"
+        await _respond(request, status, http_codec.encode_error(message), headers)
 
     async def _dispatch(self, path: str, request: _Request) -> None:
         route = self._exact.get(path)
         if route is not None:
             method, group, handler = route
-            if await self._allowed(request, method, group):
-                await handler(request)
+            self._check(request, method, group)
+            await handler(request)
             return
         match = _MODEL_ROUTE.fullmatch(path)
         if match is not None:
             name, version, action = match.groups()
-            route = self._model_actions.get(action)
-            if route is None:  # trace/setting: the trace extension is not offered
-                await _respond(request.send, 404, _NOT_FOUND)
-                return
-            method, group, handler = route
-            if await self._allowed(request, method, group):
-                await handler(request, name, version or "")
+            model_route = self._model_actions.get(action)
+            if model_route is None:  # trace/setting: the trace extension is not offered
+                raise _Answer("Not Found", 404)
+            method, group, model_handler = model_route
+            self._check(request, method, group)
+            await model_handler(request, name, version or "")
             return
         match = _REPOSITORY_ROUTE.fullmatch(path)
         if match is not None:
-            if await self._allowed(request, "POST", "model-repository"):
-                await self._repository(request, *match.groups())
+            self._check(request, "POST", "model-repository")
+            await self._repository(request, *match.groups())
             return
         match = _SHM_ROUTE.fullmatch(path)
         if match is not None:
             kind, region, action = match.groups()
-            if await self._allowed(request, "GET" if action == "status" else "POST", "shared-memory"):
-                await self._shared_memory(request, kind, region, action)
+            self._check(request, "GET" if action == "status" else "POST", "shared-memory")
+            await self._shared_memory(request, kind, region, action)
             return
-        await _respond(request.send, 404, _NOT_FOUND)
+        raise _Answer("Not Found", 404)
 
-    async def _allowed(self, request: _Request, method: str, group: str) -> bool:
+    def _check(self, request: _Request, method: str, group: str) -> None:
+        """405 for another method, 403 without the header ``--http-restricted-api`` asks for the group."""
         if request.method != method:
-            await _respond(request.send, 405, _METHOD_NOT_ALLOWED)
-            return False
-        if self._restricted:
-            rule = self._restricted.get(group)
-            if rule is not None and request.header(rule[0]) != rule[1].decode("latin-1"):
-                message = RESTRICTED_HEADER_HINT.format(rule[0].decode("latin-1"))
-                await _respond(request.send, 403, http_codec.encode_error(message))
-                return False
-        return True
+            raise _Answer("Method Not Allowed", 405)
+        if self.policy:
+            rule = self.policy.get(group)
+            if rule is not None and request.header(rule[0].encode("latin-1")) != rule[1]:
+                raise _Answer(self.policy.refusal(group), 403)
 
     def _forwarded(self, request: _Request, parameters: Dict[str, Any]) -> None:
         """Copy headers whose name matches the forward pattern (searched, like Triton) into parameters."""
@@ -312,28 +302,27 @@ class HttpApp:
     # --- health and metadata -------------------------------------------------------------------------
 
     async def _live(self, request: _Request) -> None:
-        await _respond_empty(request.send, 200 if self.dataplane.live() else 400)
+        await _respond_empty(request, 200 if self.dataplane.live() else 400)
 
     async def _ready(self, request: _Request) -> None:
-        await _respond_empty(request.send, 200 if self.dataplane.ready() else 400)
+        await _respond_empty(request, 200 if self.dataplane.ready() else 400)
 
     async def _server_metadata(self, request: _Request) -> None:
-        await _respond_json(request.send, model_json.server_metadata(self.dataplane.server_id))
+        await _respond_json(request, model_json.server_metadata(self.dataplane.server_id))
 
     async def _model_ready(self, request: _Request, name: str, version: str) -> None:
-        if self.dataplane.model_ready(name, version):
-            await _respond_empty(request.send)
-        else:
-            await _respond(request.send, 400, http_codec.encode_error("Model version not ready"))
+        if not self.dataplane.model_ready(name, version):
+            raise _Answer("Model version not ready", 400)
+        await _respond_empty(request)
 
     async def _model_metadata(self, request: _Request, name: str, version: str) -> None:
         model = self.dataplane.model(name, version)
         versions = [model.version] if version else list(self.dataplane.served_versions(name)) or [model.version]
-        await _respond_json(request.send, model_json.model_metadata(model, versions))
+        await _respond_json(request, model_json.model_metadata(model, versions))
 
     async def _model_config(self, request: _Request, name: str, version: str) -> None:
         model = self.dataplane.model(name, version)
-        await _respond_json(request.send, model_json.model_config_dict(model))
+        await _respond_json(request, model_json.model_config_dict(model))
 
     async def _all_stats(self, request: _Request) -> None:
         await self._stats(request, None, "")
@@ -343,7 +332,7 @@ class HttpApp:
 
     async def _stats(self, request: _Request, name: Optional[str], version: str) -> None:
         snapshots = self.dataplane.statistics(name, version)
-        await _respond_json(request.send, stats_json.statistics_json(snapshots))
+        await _respond_json(request, stats_json.statistics_json(snapshots))
 
     async def _repository(
         self, request: _Request, repository: Optional[str], model: Optional[str], action: Optional[str]
@@ -366,28 +355,26 @@ class HttpApp:
                 raise InvalidArgumentError("Invalid value for 'ready': expected a boolean")
             ready_only = ready
         models = [m for m in self.dataplane.models() if m.ready or not ready_only]
-        await _respond_json(request.send, model_json.repository_index(models))
+        await _respond_json(request, model_json.repository_index(models))
 
     async def _shared_memory(self, request: _Request, kind: str, region: Optional[str], action: str) -> None:
         if action != "status":
             raise UnsupportedError(SHM_DISABLED)
         if region is None:
-            await _respond_json(request.send, [])
+            await _respond_json(request, [])
             return
         label = "system" if kind == "systemsharedmemory" else "cuda"
-        await _respond(
-            request.send, 404, http_codec.encode_error(f"Unable to find {label} shared memory region: '{region}'")
-        )
+        raise _Answer(f"Unable to find {label} shared memory region: '{region}'", 404)
 
     # --- inference -----------------------------------------------------------------------------------
 
     async def _infer(self, request: _Request, name: str, version: str) -> None:
         model = self.dataplane.model(name, version)  # 404 before the body is read, as Triton
         if model.decoupled:
-            raise UnsupportedError(DECOUPLED_ON_INFER)
+            raise DecoupledModelError(name)  # before the body is read; the data plane refuses it too
         encoding = request.header(b"content-encoding")
         if encoding is not None and encoding.strip().lower() not in http_codec.SUPPORTED_REQUEST_ENCODINGS:
-            raise UnsupportedError(http_codec.UNSUPPORTED_COMPRESSION)
+            raise _Answer(http_codec.UNSUPPORTED_COMPRESSION, UnsupportedError.http_status, (_ACCEPT_ENCODING,))
         body = await request.body()
         infer_request, options = http_codec.decode_infer_request(
             body,
@@ -406,22 +393,18 @@ class HttpApp:
         if cycle is not None and isinstance(getattr(cycle, "disconnected", None), bool):
             response = await self.dataplane.infer(infer_request, is_gone=lambda: cycle.disconnected)
         else:
-            watch = _DisconnectWatch(request.receive, f"infer request for model '{name}'")
-            try:
-                response = await self.dataplane.infer(infer_request)
-            except asyncio.CancelledError:
-                if watch.absorb():
-                    return
-                raise
-            finally:
-                watch.stop()
+            label = f"infer request for model '{name}'"
+            watched = await _unless_client_leaves(request.receive, label, self.dataplane.infer(infer_request))
+            if watched is None:
+                return
+            response = watched
         encoded = http_codec.encode_infer_response(
             response, options, accept_encoding=request.header(b"accept-encoding")
         )
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in encoded.headers.items()]
         headers.append((b"content-length", str(encoded.content_length).encode()))
+        await request.start(200, headers)
         send = request.send
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
         chunks = encoded.chunks
         for chunk in chunks[:-1]:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -444,99 +427,86 @@ class HttpApp:
 
     async def _generate(self, request: _Request, name: str, version: str) -> None:
         generate_request = await self._generate_request(request, name, version)
-        watch = _DisconnectWatch(request.receive, f"generate request for model '{name}'")
-        responses: List[Any] = []
-        stream = self.dataplane.infer_stream(generate_request)
-        try:
-            async for response in stream:
-                responses.append(response)
-                if len(responses) > 1:
-                    break
-        except asyncio.CancelledError:
-            if watch.absorb():
-                return
-            raise
-        finally:
-            watch.stop()
-            await stream.aclose()
-        if len(responses) != 1:
-            raise InvalidArgumentError(GENERATE_ONE_RESPONSE)
-        await _respond(request.send, 200, generate_codec.encode_generate_response(responses[0]))
+        await self._watched(request, f"generate request for model '{name}'", generate_request, self._send_one)
 
     async def _generate_stream(self, request: _Request, name: str, version: str) -> None:
         generate_request = await self._generate_request(request, name, version)
-        send = request.send
-        watch = _DisconnectWatch(request.receive, f"generate_stream request for model '{name}'")
-        stream = self.dataplane.infer_stream(generate_request).__aiter__()
-        started = False
+        label = f"generate_stream request for model '{name}'"
+        await self._watched(request, label, generate_request, self._send_events)
+
+    async def _watched(
+        self, request: _Request, label: str, generate_request: Any, consume: Callable[..., Awaitable[None]]
+    ) -> None:
+        """Run ``consume(request, stream, label)`` over the model's responses; a client that leaves ends it."""
+        stream = self.dataplane.infer_stream(generate_request)
         try:
-            try:
-                first = await stream.__anext__()
-            except StopAsyncIteration:
-                first = None
-            # The first response decides the status; later errors travel in-stream under the 200.
-            payload = generate_codec.encode_generate_response(first) if first is not None else b""
-            await send({"type": "http.response.start", "status": 200, "headers": [_SSE]})
-            started = True
-            if first is not None:
-                await send({"type": "http.response.body", "body": generate_codec.sse_event(payload), "more_body": True})
-                try:
-                    async for response in stream:
-                        event = generate_codec.sse_event(generate_codec.encode_generate_response(response))
-                        await send({"type": "http.response.body", "body": event, "more_body": True})
-                except PyTritonError as exc:
-                    event = generate_codec.sse_error_event(str(exc))
-                    await send({"type": "http.response.body", "body": event, "more_body": True})
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - reported in-stream; the server keeps serving
-                    LOGGER.exception("Unexpected error in generate_stream of model '%s'", name)
-                    event = generate_codec.sse_error_event(f"{type(exc).__name__}: {exc}")
-                    await send({"type": "http.response.body", "body": event, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        except asyncio.CancelledError:
-            if watch.absorb():
-                return
-            raise
-        except Exception:
-            if started:  # headers are out: the error cannot become a status any more
-                LOGGER.exception("generate_stream of model '%s' failed after the response started", name)
-                return
-            raise
+            await _unless_client_leaves(request.receive, label, consume(request, stream, label))
         finally:
-            watch.stop()
-            await stream.aclose()  # type: ignore[attr-defined]
+            await _close(stream)
+
+    @staticmethod
+    async def _send_one(request: _Request, stream: AsyncIterator[Any], label: str) -> None:
+        responses: List[Any] = []
+        async for response in stream:
+            responses.append(response)
+            if len(responses) > 1:
+                break
+        if len(responses) != 1:
+            raise InvalidArgumentError(GENERATE_ONE_RESPONSE)
+        await _respond(request, 200, generate_codec.encode_generate_response(responses[0]))
+
+    @staticmethod
+    async def _send_events(request: _Request, stream: AsyncIterator[Any], label: str) -> None:
+        """Server-sent events. The first response decides the status; later errors travel in-stream."""
+        responses = stream.__aiter__()
+        try:
+            first = await responses.__anext__()
+        except StopAsyncIteration:
+            first = None
+        payload = generate_codec.encode_generate_response(first) if first is not None else b""
+        await request.start(200, [_SSE])
+        send = request.send
+        if first is not None:
+            await send({"type": "http.response.body", "body": generate_codec.sse_event(payload), "more_body": True})
+            try:
+                async for response in responses:
+                    event = generate_codec.sse_event(generate_codec.encode_generate_response(response))
+                    await send({"type": "http.response.body", "body": event, "more_body": True})
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported in-stream; the server keeps serving
+                event = generate_codec.sse_error_event(_error_text(exc, label))
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
 
-def _bind(host: str, port: int, backlog: int) -> socket.socket:
-    """A listening socket; port 0 picks a free one; a busy port raises OSError(EADDRINUSE)."""
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        if sys.platform != "win32":
-            # lets a restarted server reuse a port in TIME_WAIT; never lets two listeners share it on POSIX
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind(address)
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+def _error_text(exc: BaseException, label: str) -> str:
+    """What the client reads about a failure; an unexpected one (not a ``PyTritonError``) is logged here, once."""
+    if isinstance(exc, PyTritonError):
+        return str(exc)
+    LOGGER.error("Unexpected error while serving %s", label, exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _close(stream: AsyncIterator[Any]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 class HttpFrontend:
-    """Owns the uvicorn server; ``start``/``stop`` run on the serving loop."""
+    """Owns the embedded uvicorn server (``_uvicorn.EmbeddedServer``); ``start``/``stop`` run on the serving loop.
+
+    ``keep_alive_s`` keeps idle connections open (tritonclient pools them), ``graceful_shutdown_s`` is what
+    running requests get on ``stop``, ``max_input_size`` bounds a (decompressed) request body.
+    """
 
     def __init__(
         self,
         dataplane: DataPlane,
         *,
         host: str = "0.0.0.0",
-        port: int = 8000,
+        port: int = DEFAULT_HTTP_PORT,
         header_forward_pattern: Optional[str] = None,
         restricted_api: Any = None,
         max_input_size: Optional[int] = http_codec.DEFAULT_MAX_INPUT_SIZE,
@@ -547,7 +517,6 @@ class HttpFrontend:
         self.dataplane = dataplane
         self.host = host or "0.0.0.0"
         self.requested_port = int(port)
-        self.port: Optional[int] = None
         self.app = HttpApp(
             dataplane,
             header_forward_pattern=header_forward_pattern,
@@ -557,131 +526,44 @@ class HttpFrontend:
         self.keep_alive_s = int(keep_alive_s)
         self.graceful_shutdown_s = int(graceful_shutdown_s)
         self.backlog = int(backlog)
-        self._server: Any = None
-        self._task: Optional[asyncio.Task] = None
+        self._server = EmbeddedServer(
+            self.app,
+            label="HTTP",
+            host=self.host,
+            port=self.requested_port,
+            backlog=self.backlog,
+            graceful_shutdown_s=self.graceful_shutdown_s,
+            ws="none",
+            proxy_headers=False,
+            date_header=False,
+            timeout_keep_alive=self.keep_alive_s,
+        )
+
+    @property
+    def port(self) -> Optional[int]:
+        """The bound port once started (the requested one, or the free one port 0 picked)."""
+        return self._server.port
 
     @classmethod
     def from_triton_config(cls, dataplane: DataPlane, config: Any) -> HttpFrontend:
         """Build from a ``TritonConfig`` (read with getattr; unset fields keep Triton's defaults)."""
-
-        def get(name: str, default: Any = None) -> Any:
-            value = getattr(config, name, None)
-            return default if value is None else value
-
+        host = getattr(config, "http_address", None) or "0.0.0.0"
+        port = getattr(config, "http_port", None)
         return cls(
             dataplane,
-            host=get("http_address", "0.0.0.0"),
-            port=get("http_port", 8000),
-            header_forward_pattern=get("http_header_forward_pattern"),
-            restricted_api=get("http_restricted_api"),
+            host=host,
+            port=DEFAULT_HTTP_PORT if port is None else port,
+            header_forward_pattern=getattr(config, "http_header_forward_pattern", None),
+            restricted_api=getattr(config, "http_restricted_api", None),
         )
 
     async def start(self) -> None:
         """Bind, then serve on the running loop; a busy port raises OSError before anything runs."""
-        try:
-            sock = _bind(self.host, self.requested_port, self.backlog)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise OSError(errno.EADDRINUSE, f"HTTP address {self.host}:{self.requested_port} is in use") from exc
-            raise
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self.app,
-            host=self.host,
-            port=self.port,
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            ws="none",
-            interface="asgi3",
-            proxy_headers=False,
-            server_header=False,
-            date_header=False,
-            timeout_keep_alive=self.keep_alive_s,
-            timeout_graceful_shutdown=self.graceful_shutdown_s,
-            backlog=self.backlog,
-        )
-        server = _QuietServer(config)
-        self._server = server
-        self._task = asyncio.ensure_future(server.serve(sockets=[sock]))
-        deadline = asyncio.get_running_loop().time() + 30.0
-        while not server.started:  # startup only wires the already-bound socket: a few loop turns
-            if self._task.done():
-                sock.close()
-                self._task.result()
-                raise RuntimeError("uvicorn stopped during start-up")
-            if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError("uvicorn did not start within 30 s")
-            await asyncio.sleep(0.001)
-        LOGGER.debug("HTTP front end listening on %s:%s", self.host, self.port)
+        await self._server.start()
 
     async def stop(self) -> None:
         """Stop accepting; let running requests finish (up to ``graceful_shutdown_s``), then close."""
-        server, task = self._server, self._task
-        self._server = self._task = None
-        if server is None or task is None:
-            return
-        server.request_exit()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), self.graceful_shutdown_s + 5)
-        except asyncio.TimeoutError:
-            server.force_exit = True
-            task.cancel()
-        except Exception:  # noqa: BLE001 - stopping must not raise
-            LOGGER.exception("HTTP front end stopped with an error")
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn.Server run by its owner: no signal handling, and a prompt exit.
-
-    uvicorn polls ``should_exit`` every 0.1 s and sleeps another 0.1 s while shutting down; a test suite that
-    starts and stops a server per test pays that every time. Here ``request_exit`` wakes the main loop at
-    once and shutdown polls the open connections every few milliseconds instead.
-    """
-
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        self._exit = asyncio.Event()
-
-    def request_exit(self) -> None:
-        self.should_exit = True
-        self._exit.set()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    def install_signal_handlers(self) -> None:  # the spelling of uvicorn < 0.29
-        return None
-
-    async def main_loop(self) -> None:
-        await self.on_tick(0)  # uvicorn's per-second bookkeeping (default headers) once; nothing here ticks
-        await self._exit.wait()
-
-    async def shutdown(self, sockets: Optional[List[socket.socket]] = None) -> None:
-        state = getattr(self, "server_state", None)
-        servers = getattr(self, "servers", None)
-        if state is None or servers is None or not hasattr(state, "connections"):
-            await super().shutdown(sockets=sockets)  # an uvicorn we do not know: its own (slower) way
-            return
-        for server in servers:
-            server.close()
-        for sock in sockets or []:
-            sock.close()
-        for connection in list(state.connections):
-            connection.shutdown()  # idle keep-alive connections close now; busy ones after their response
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.config.timeout_graceful_shutdown or DEFAULT_GRACEFUL_SHUTDOWN_S)
-        while (state.connections or state.tasks) and loop.time() < deadline:
-            await asyncio.sleep(0.005)
-        for task in list(state.tasks):
-            task.cancel()
-        for connection in list(state.connections):
-            transport = getattr(connection, "transport", None)
-            if transport is not None:
-                transport.close()
-        if not self.force_exit:
-            await self.lifespan.shutdown()
+        await self._server.stop()
 
 
 __all__ = ["HttpApp", "HttpFrontend", "API_GROUPS", "DECOUPLED_ON_INFER"]

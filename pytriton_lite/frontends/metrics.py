@@ -1,7 +1,7 @@
 """Prometheus metrics front end: ``GET /metrics`` with Triton's metric families, on the serving loop.
 
-Nothing is counted twice: a custom prometheus-client Collector reads the core's ``ModelStats`` (and each
-batcher's queue) when scraped. Every ``MetricsFrontend`` has its own ``CollectorRegistry``, so two servers
+Nothing is counted twice: a custom prometheus-client Collector reads the data plane's statistics snapshots
+(with each batcher's queue) when scraped. Every ``MetricsFrontend`` has its own ``CollectorRegistry``, so two servers
 in one process never share series.
 
 The text is written here rather than by ``prometheus_client.generate_latest``, which renames counter
@@ -11,83 +11,63 @@ exactly.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import socket
+from operator import attrgetter
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-import uvicorn
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
+from pytriton_lite.config import DEFAULT_METRICS_PORT
 from pytriton_lite.core.api import DataPlane
+from pytriton_lite.frontends._uvicorn import EmbeddedServer
 from pytriton_lite.types import StatsSnapshot
 
 LOGGER = logging.getLogger("pytriton_lite.metrics")
 
-DEFAULT_METRICS_PORT = 8002
 CONTENT_TYPE = "text/plain; charset=utf-8"  # what Triton sends
 METRICS_PATHS = ("/metrics", "/metrics/")
 
-# (family, help, value of ModelStats) for Triton's per-model counters, in Triton's order.
-_COUNTERS: Tuple[Tuple[str, str, Callable[[Any], float]], ...] = (
-    (
-        "nv_inference_request_success",
-        "Number of successful inference requests, all batch sizes",
-        lambda s: s.success.count,
-    ),
-    (
-        "nv_inference_count",
-        "Number of inferences performed (does not include cached requests)",
-        lambda s: s.inference_count,
-    ),
-    (
-        "nv_inference_exec_count",
-        "Number of model executions performed (does not include cached requests)",
-        lambda s: s.execution_count,
-    ),
-    (
-        "nv_inference_request_duration_us",
-        "Cumulative inference request duration in microseconds (includes cached requests)",
-        lambda s: s.success.ns // 1000,
-    ),
-    (
-        "nv_inference_queue_duration_us",
-        "Cumulative inference queuing duration in microseconds (includes cached requests)",
-        lambda s: s.queue.ns // 1000,
-    ),
-    (
-        "nv_inference_compute_input_duration_us",
-        "Cumulative compute input duration in microseconds (does not include cached requests)",
-        lambda s: s.compute_input.ns // 1000,
-    ),
-    (
-        "nv_inference_compute_infer_duration_us",
-        "Cumulative compute inference duration in microseconds (does not include cached requests)",
-        lambda s: s.compute_infer.ns // 1000,
-    ),
-    (
-        "nv_inference_compute_output_duration_us",
-        "Cumulative inference compute output duration in microseconds (does not include cached requests)",
-        lambda s: s.compute_output.ns // 1000,
-    ),
+_Spec = Tuple[str, str, Callable[[StatsSnapshot], int]]  # (family, help, its value in a snapshot)
+_NOT_CACHED = " (does not include cached requests)"
+
+
+def _count(field: str) -> Callable[[StatsSnapshot], int]:
+    return lambda stats: getattr(stats, field).count
+
+
+def _us(field: str) -> Callable[[StatsSnapshot], int]:
+    return lambda stats: getattr(stats, field).ns // 1000
+
+
+def _duration(family: str, words: str, field: str, cached: bool) -> _Spec:
+    note = " (includes cached requests)" if cached else _NOT_CACHED
+    return f"nv_inference_{family}_duration_us", f"Cumulative {words} duration in microseconds{note}", _us(field)
+
+
+# Triton's per-model counters, in Triton's order: the first, nv_inference_request_failure, then the rest.
+_SUCCESS: _Spec = (
+    "nv_inference_request_success",
+    "Number of successful inference requests, all batch sizes",
+    _count("success"),
+)
+_COUNTERS: Tuple[_Spec, ...] = (
+    ("nv_inference_count", "Number of inferences performed" + _NOT_CACHED, attrgetter("inference_count")),
+    ("nv_inference_exec_count", "Number of model executions performed" + _NOT_CACHED, attrgetter("execution_count")),
+    _duration("request", "inference request", "success", cached=True),
+    _duration("queue", "inference queuing", "queue", cached=True),
+    _duration("compute_input", "compute input", "compute_input", cached=False),
+    _duration("compute_infer", "compute inference", "compute_infer", cached=False),
+    _duration("compute_output", "inference compute output", "compute_output", cached=False),
 )
 # Triton adds these only for models with the response cache enabled.
-_CACHE_COUNTERS: Tuple[Tuple[str, str, Callable[[Any], float]], ...] = (
-    ("nv_cache_num_hits_per_model", "Number of cache hits per model", lambda s: s.cache_hit.count),
-    ("nv_cache_num_misses_per_model", "Number of cache misses per model", lambda s: s.cache_miss.count),
-    (
-        "nv_cache_hit_duration_per_model",
-        "Total cache hit duration per model, in microseconds",
-        lambda s: s.cache_hit.ns // 1000,
-    ),
-    (
-        "nv_cache_miss_duration_per_model",
-        "Total cache miss duration per model, in microseconds",
-        lambda s: s.cache_miss.ns // 1000,
-    ),
+_CACHE_COUNTERS: Tuple[_Spec, ...] = (
+    ("nv_cache_num_hits_per_model", "Number of cache hits per model", _count("cache_hit")),
+    ("nv_cache_num_misses_per_model", "Number of cache misses per model", _count("cache_miss")),
+    ("nv_cache_hit_duration_per_model", "Total cache hit duration per model, in microseconds", _us("cache_hit")),
+    ("nv_cache_miss_duration_per_model", "Total cache miss duration per model, in microseconds", _us("cache_miss")),
 )
 BATCH_SIZE_FAMILY = "pytriton_lite_batch_size"
 QUEUE_SIZE_FAMILY = "pytriton_lite_queue_size"
@@ -120,14 +100,13 @@ class ModelStatsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         models = self._models()
-        first, *rest = _COUNTERS
-        yield self._counter_family(first, models)
+        yield self._counter_family(_SUCCESS, models)
         failure = _counter("nv_inference_request_failure", "Number of failed inference requests, all batch sizes")
         for stats, labels in models:
             for reason, count in stats.failures:  # all four reasons exist from the start, as in Triton
                 failure.add_sample(failure.name, {**labels, "reason": reason}, count)
         yield failure
-        for spec in rest:
+        for spec in _COUNTERS:
             yield self._counter_family(spec, models)
         pending = GaugeMetricFamily(
             "nv_inference_pending_request_count",
@@ -144,7 +123,7 @@ class ModelStatsCollector(Collector):
         yield from self._beyond_triton(models)
 
     @staticmethod
-    def _counter_family(spec: Tuple[str, str, Callable[[Any], float]], models: Iterable[Any]) -> Metric:
+    def _counter_family(spec: _Spec, models: Iterable[Tuple[StatsSnapshot, Dict[str, str]]]) -> Metric:
         name, documentation, value = spec
         family = _counter(name, documentation)
         for stats, labels in models:
@@ -213,24 +192,6 @@ def render(registry: CollectorRegistry) -> str:
 # --- the server --------------------------------------------------------------------------------------
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening socket; raises OSError (EADDRINUSE) when the port is taken."""
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # allows TIME_WAIT, never a live listener
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind(address)
-        sock.listen(128)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 class MetricsFrontend:
     """``GET /metrics`` (and ``/metrics/``) for one data plane; other methods 405, other paths 400 (Triton)."""
 
@@ -238,13 +199,16 @@ class MetricsFrontend:
         self.dataplane = dataplane
         self.host = host
         self.requested_port = int(port)
-        self.port: Optional[int] = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = ModelStatsCollector(dataplane)
         self.registry.register(self.collector)
-        self._server: Optional[uvicorn.Server] = None
-        self._socket: Optional[socket.socket] = None
-        self._main: Optional[asyncio.Task] = None
+        # a scrape in progress gets graceful_shutdown_s on stop
+        self._server = EmbeddedServer(self._app, label="Metrics", host=host, port=self.requested_port, backlog=128)
+
+    @property
+    def port(self) -> Optional[int]:
+        """The bound port once started (the requested one, or the free one port 0 picked)."""
+        return self._server.port
 
     @classmethod
     def from_triton_config(cls, dataplane: DataPlane, config: Any) -> MetricsFrontend:
@@ -270,43 +234,11 @@ class MetricsFrontend:
 
     async def start(self) -> None:
         """Bind (port 0 = ephemeral; a busy port raises OSError) and serve on the running loop."""
-        sock = _bind(self.host, self.requested_port)
-        config = uvicorn.Config(
-            self._app,
-            interface="asgi3",
-            lifespan="off",
-            log_config=None,  # leave the application's logging alone
-            log_level=None,  # nor uvicorn's logger levels (the HTTP front end shares them)
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=5,  # a scrape in progress gets this long on stop
-        )
-        server = uvicorn.Server(config)
-        config.load()
-        server.lifespan = config.lifespan_class(config)
-        try:
-            await server.startup(sockets=[sock])
-        except BaseException:
-            sock.close()
-            raise
-        self._socket, self._server = sock, server
-        self.port = int(sock.getsockname()[1])
-        self._main = asyncio.get_running_loop().create_task(server.main_loop())
-        LOGGER.debug("Metrics front end listening on %s:%s", self.host, self.port)
+        await self._server.start()
 
     async def stop(self) -> None:
         """Stop listening and close connections (scrapes are short; nothing to drain)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.should_exit = True
-        if self._main is not None:
-            await asyncio.gather(self._main, return_exceptions=True)
-            self._main = None
-        await server.shutdown(sockets=[self._socket] if self._socket is not None else None)
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        await self._server.stop()
 
 
 async def _respond(send: Any, status: int, body: bytes, content_type: Optional[str]) -> None:

@@ -531,7 +531,7 @@ def response_head(response: InferenceResponse) -> Dict[str, Any]:
 def _binary_output(array: np.ndarray, name: str, model: str) -> Tuple[str, Any]:
     try:
         return output_to_raw(array)
-    except Exception as exc:  # unsupported dtype returned by the model
+    except Exception as exc:  # noqa: BLE001 - whatever output the model returned that has no wire encoding
         raise InvalidArgumentError(f"cannot encode output '{name}' of model '{model}': {exc}") from None
 
 

@@ -63,6 +63,7 @@ def model_metadata(model: ModelInfo, versions: Optional[Iterable[int]] = None) -
 
 def message_to_dict(message: Message) -> Dict[str, Any]:
     """Proto -> Triton's JSON form: field names, default scalars printed, int64/uint64 as numbers."""
+    data: Dict[str, Any]
     try:
         data = json_format.MessageToDict(
             message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True

@@ -36,13 +36,13 @@ ALLOWED_EXTERNAL = (
 
 def _toml_loader() -> Any:
     try:
-        import tomllib  # noqa: PLC0415 - Python >= 3.11
+        import tomllib
 
         return tomllib
     except ImportError:
         pass
     try:
-        import tomli  # noqa: PLC0415
+        import tomli
 
         return tomli
     except ImportError:
@@ -198,7 +198,7 @@ def _install_lines() -> Iterator[Tuple[str, str]]:
 def _satisfies(version: str, spec: str) -> Optional[bool]:
     """Whether ``version`` meets ``spec``; None when ``packaging`` is not installed."""
     try:
-        from packaging.specifiers import SpecifierSet  # noqa: PLC0415
+        from packaging.specifiers import SpecifierSet
     except ImportError:
         return None
     return SpecifierSet(spec).contains(version, prereleases=True)

@@ -103,7 +103,7 @@ class ServerProcess:
         ]
         self.lines: List[str] = []
         self.serving = threading.Event()
-        self.proc = subprocess.Popen(  # noqa: S603 - our own example script
+        self.proc = subprocess.Popen(
             command,
             cwd=example_dir,
             env=_env(),
@@ -176,7 +176,7 @@ class ServerProcess:
 
 def _run_script(example_dir: Path, script: str, *args: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(  # noqa: S603 - our own example script
+        return subprocess.run(
             [sys.executable, script, *args],
             cwd=example_dir,
             env=_env(),
@@ -241,7 +241,7 @@ def test_single_script_example(name: str) -> None:
 def test_add_sub_with_curl(example_server) -> None:
     server = example_server("add_sub_python")
 
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         ["bash", "client_curl.sh", server.http_url],
         cwd=EXAMPLES_DIR / "add_sub_python",
         capture_output=True,
@@ -289,7 +289,7 @@ def _sse_events(stdout: str) -> List[dict]:
 
 
 def _run_curl_client(name: str, server: ServerProcess) -> subprocess.CompletedProcess:
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         ["bash", "client_curl.sh", server.http_url],
         cwd=EXAMPLES_DIR / name,
         capture_output=True,
@@ -334,7 +334,7 @@ def test_vllm_style_with_curl(example_server) -> None:
     body = json.dumps({"prompt": "x", "max_tokens": 2, "stream": True}).encode()
     request = urllib.request.Request(f"{server.http_url}/v2/models/vllm_style/generate", data=body, method="POST")
     with pytest.raises(urllib.error.HTTPError) as error:
-        urllib.request.urlopen(request, timeout=30)  # noqa: S310 - our own server on 127.0.0.1
+        urllib.request.urlopen(request, timeout=30)
     assert error.value.code == 400
     assert "exactly 1 response" in json.loads(error.value.read())["error"]
     _run_curl_client("vllm_style", server)

@@ -964,3 +964,118 @@ def test_options_from_triton_config():
 def test_http_disabled(triton_server):
     triton = triton_server(TritonConfig(allow_http=False))
     assert triton.http_port is None
+
+
+# --- the error boundary: typed errors mapped in one place -------------------------------------------
+
+
+class _PlaneForBoundary:
+    """A data plane for the boundary tests: one plain model whose inference raises ``infer_error``."""
+
+    server_id = "triton"
+
+    def __init__(self, infer_error=None):
+        self.infer_error = infer_error
+
+    def live(self):
+        return True
+
+    def model(self, name, version=""):
+        from pytriton_lite.types import ModelInfo, ModelState, TensorInfo
+
+        inputs = (TensorInfo("INPUT", "FP32", (-1,)),)
+        return ModelInfo(name, 1, ModelState.READY, "", False, 0, inputs, inputs, None)
+
+    async def infer(self, request, is_gone=None):
+        raise self.infer_error
+
+
+def _asgi(app, method, path, *, headers=(), body=b"", fail_send_on=None):
+    """Drive ``app`` with one request; returns the ASGI messages it sent. ``fail_send_on``: a message type
+    whose send raises ConnectionResetError (what a transport does when the peer is gone)."""
+    sent = []
+
+    async def main():
+        never = asyncio.Event()
+        bodies = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive():
+            if bodies:
+                return bodies.pop()
+            await never.wait()  # no disconnect: the client stays
+
+        async def send(message):
+            sent.append(message)
+            if message["type"] == fail_send_on:
+                raise ConnectionResetError("peer went away")
+
+        scope = {"type": "http", "method": method, "path": path, "headers": list(headers)}
+        await asyncio.wait_for(app(scope, receive, send), WAIT_S)
+
+    asyncio.run(main())
+    return sent
+
+
+def _starts(sent):
+    return [m for m in sent if m["type"] == "http.response.start"]
+
+
+def test_an_error_after_the_response_started_is_logged_never_answered(caplog):
+    from pytriton_lite.frontends.http import HttpApp
+
+    # before: a second http.response.start with a 500 went out after the first (a protocol error in uvicorn)
+    with caplog.at_level(logging.ERROR, logger="pytriton_lite.http"):
+        sent = _asgi(HttpApp(_PlaneForBoundary()), "GET", "/v2/health/live", fail_send_on="http.response.body")
+    assert [m["status"] for m in _starts(sent)] == [200]
+    logged = [r for r in caplog.records if r.name == "pytriton_lite.http"]
+    assert len(logged) == 1 and "after its response started" in logged[0].getMessage()
+    assert isinstance(logged[0].exc_info[1], ConnectionResetError)
+
+
+def test_decoupled_refusal_from_the_data_plane_has_triton_wording():
+    from pytriton_lite.exceptions import DecoupledModelError
+    from pytriton_lite.frontends.http import DECOUPLED_ON_INFER, HttpApp
+
+    app = HttpApp(_PlaneForBoundary(DecoupledModelError("m")))
+    body = json.dumps({"inputs": [{"name": "INPUT", "datatype": "FP32", "shape": [1], "data": [1.0]}]}).encode()
+    sent = _asgi(app, "POST", "/v2/models/m/infer", body=body)
+    assert [m["status"] for m in _starts(sent)] == [501]
+    assert json.loads(sent[-1]["body"]) == {"error": DECOUPLED_ON_INFER}
+
+
+def test_unexpected_errors_are_500_with_their_text_logged_once(caplog):
+    from pytriton_lite.frontends.http import HttpApp
+
+    app = HttpApp(_PlaneForBoundary(RuntimeError("boom")))
+    body = json.dumps({"inputs": [{"name": "INPUT", "datatype": "FP32", "shape": [1], "data": [1.0]}]}).encode()
+    with caplog.at_level(logging.ERROR, logger="pytriton_lite.http"):
+        sent = _asgi(app, "POST", "/v2/models/m/infer", body=body)
+    assert [m["status"] for m in _starts(sent)] == [500]
+    assert json.loads(sent[-1]["body"]) == {"error": "RuntimeError: boom"}
+    assert len([r for r in caplog.records if r.name == "pytriton_lite.http"]) == 1
+
+
+def test_own_answers_go_through_the_boundary_with_their_headers():
+    from pytriton_lite.frontends.http import HttpApp
+
+    app = HttpApp(_PlaneForBoundary(), restricted_api="health:k=v")
+    cases = [
+        (("GET", "/nowhere"), {}, 404, "Not Found"),
+        (("POST", "/v2/health/live"), {}, 405, "Method Not Allowed"),
+        (("GET", "/v2/health/live"), {}, 403, "This API is restricted, expecting header 'k'"),
+        (("POST", "/v2/models/m/infer"), {b"content-encoding": b"br"}, 501, "Unsupported compression type"),
+    ]
+    for (method, path), headers, status, message in cases:
+        sent = _asgi(app, method, path, headers=headers.items())
+        (start,) = _starts(sent)
+        assert (start["status"], json.loads(sent[-1]["body"])) == (status, {"error": message})
+        assert ((b"accept-encoding", b"gzip, deflate") in start["headers"]) == (status == 501)
+
+
+def test_restricted_api_value_may_contain_a_colon():
+    from pytriton_lite.frontends.http import HttpApp
+
+    # before: "Invalid http restricted api specification" (the groups ended at the last ':')
+    app = HttpApp(_PlaneForBoundary(), restricted_api="health:k=a:b")
+    assert _starts(_asgi(app, "GET", "/v2/health/live"))[0]["status"] == 403
+    assert _starts(_asgi(app, "GET", "/v2/health/live", headers=[(b"k", b"a:b")]))[0]["status"] == 200

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from typing import List
 
 import numpy as np
 import pytest
@@ -370,7 +371,43 @@ def test_signal_during_serve_drains_and_exits_cleanly(tmp_path, signum):
         assert result["r"].as_numpy("y").shape == (1, 3)  # the in-flight request completed
         assert proc.wait(20) == 0
         assert "STOPPED" in proc.stdout.read()
+        client.close()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        proc.stdout.close()
+
+
+def test_is_alive_polled_while_another_thread_binds():
+    """serve() polls is_alive() from its thread while bind() from another inserts models on the loop.
+
+    It used to iterate the data plane's batcher dict, which a concurrent bind() changes under it
+    ("dictionary changed size during iteration" stopped the server)."""
+    errors: List[BaseException] = []
+    with Triton(config=loopback_config()) as triton:
+        done = threading.Event()
+
+        def binder():
+            try:
+                for index in range(150):
+                    triton.bind(f"m{index}", lambda reqs: [{"y": r["x"]} for r in reqs], IN, OUT)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=binder)
+        thread.start()
+        polls = 0
+        deadline = time.monotonic() + 60
+        while not done.is_set() and time.monotonic() < deadline:
+            try:
+                assert triton.is_alive()
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+                break
+            polls += 1
+        thread.join(60)
+        assert errors == [] and polls > 0
+        assert triton.is_alive()

@@ -317,5 +317,47 @@ def test_docs_python_example_runs(capsys):
     page = pathlib.Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
     blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
     assert len(blocks) == 1
-    exec(compile(blocks[0], str(page), "exec"), {"__name__": "docs_metrics"})  # noqa: S102 - our own docs
+    exec(compile(blocks[0], str(page), "exec"), {"__name__": "docs_metrics"})
     assert capsys.readouterr().out.splitlines()[0] == "8 3 3"
+
+
+def test_busy_port_error_names_the_metrics_address():
+    import errno
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        frontend = MetricsFrontend(object(), host="127.0.0.1", port=port)
+        with pytest.raises(OSError) as info:
+            asyncio.run(asyncio.wait_for(frontend.start(), 30))
+    # the same words as the HTTP front end's (one embedded-uvicorn helper binds both)
+    assert info.value.errno == errno.EADDRINUSE
+    assert f"Metrics address 127.0.0.1:{port} is in use" in str(info.value)
+    assert frontend.port is None
+
+
+def test_scrapes_on_a_kept_alive_connection_and_a_prompt_stop():
+    class _NoModels:
+        def all_statistics(self):
+            return []
+
+    async def main():
+        frontend = MetricsFrontend(_NoModels(), host="127.0.0.1", port=0)
+        await frontend.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", frontend.port)
+        for _ in range(2):  # one connection, two scrapes
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200") and b"date: " in head.lower()
+            length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))
+            await asyncio.wait_for(reader.readexactly(length), 10)
+        began = time.monotonic()
+        await frontend.stop()
+        elapsed = time.monotonic() - began
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # the idle connection is closed
+        writer.close()
+        return elapsed
+
+    assert asyncio.run(asyncio.wait_for(main(), 60)) < 2.0

@@ -71,3 +71,21 @@ def test_custom_token_and_endpoints(triton_server):
 def test_invalid_endpoint_names_are_refused():
     with pytest.raises(PyTritonValidationError, match="Invalid endpoint names: nope"):
         TritonSecurityConfig(restricted_endpoints=["health", "nope"])
+
+
+def test_a_token_with_a_colon_protects_both_protocols_alike(triton_server):
+    # one parser for both flags: before, the HTTP front end refused this spec (its groups ended at the last ':')
+    security = TritonSecurityConfig(access_token="s3:cret", restricted_endpoints=["statistics"])
+    triton = triton_server(security_config=security)
+    triton.bind("m", identity, IN, OUT)
+    client = httpclient.InferenceServerClient(triton.http_url[7:])
+    with pytest.raises(InferenceServerException, match="restricted"):
+        client.get_inference_statistics("m")
+    assert client.get_inference_statistics("m", headers={TRITON_ACCESS_HEADER: "s3:cret"})["model_stats"]
+    client.close()
+    gclient = grpcclient.InferenceServerClient(triton.grpc_url[7:])
+    with pytest.raises(InferenceServerException, match="restricted"):
+        gclient.get_inference_statistics("m")
+    header = {f"triton-grpc-protocol-{TRITON_ACCESS_HEADER}": "s3:cret"}
+    assert gclient.get_inference_statistics("m", headers=header).model_stats[0].name == "m"
+    gclient.close()

@@ -44,7 +44,9 @@ class Recorder:
         return [{"y": r["x"] * 2} for r in requests]
 
 
-def make(loop: asyncio.AbstractEventLoop, funcs, config: ModelConfig | None = None, name: str = "m") -> InProcessDataPlane:
+def make(
+    loop: asyncio.AbstractEventLoop, funcs, config: ModelConfig | None = None, name: str = "m"
+) -> InProcessDataPlane:
     dataplane = InProcessDataPlane(loop)
     dataplane.add_model(Model(name, 1, funcs if isinstance(funcs, list) else [funcs], IN, OUT, config or ModelConfig()))
     return dataplane

@@ -7,12 +7,12 @@ import pathlib
 
 import numpy as np
 import pytest
-from tritonclient.grpc import service_pb2
+from tritonclient.grpc import model_config_pb2, service_pb2
 
 from pytriton_lite import _dtypes, model_config
 from pytriton_lite.exceptions import InvalidArgumentError, PyTritonBadParameterError, PyTritonModelConfigError
 from pytriton_lite.protocol import dtypes, generate_codec, grpc_codec, http_codec, json_tensors
-from pytriton_lite.types import InferenceResponse
+from pytriton_lite.types import InferenceResponse, ModelInfo, ModelState, TensorInfo
 
 PKG = pathlib.Path(__file__).resolve().parents[2] / "pytriton_lite"
 INT64_MAX = (1 << 63) - 1
@@ -199,6 +199,10 @@ def test_unsupported_output_dtype_messages_per_codec():
 # --- one JSON-object parser and one parameter rule for infer and generate -----------------------------
 
 
+def _model(*inputs: TensorInfo) -> ModelInfo:
+    return ModelInfo("g", 1, ModelState.READY, "", False, 0, inputs, (), model_config_pb2.ModelConfig(name="g"))
+
+
 @pytest.mark.parametrize(
     "body,match",
     [
@@ -210,7 +214,7 @@ def test_unsupported_output_dtype_messages_per_codec():
     ],
 )
 def test_infer_and_generate_word_body_errors_alike(body, match):
-    model = type("M", (), {"inputs": (), "max_batch_size": 0})()
+    model = _model()
     with pytest.raises(InvalidArgumentError, match=match):
         generate_codec.decode_generate_request(body, model=model, model_name="g")
     infer_body = body.replace(b'{"p"', b'{"inputs":[],"parameters":{"p"').replace(b"}}", b"}}}")
@@ -225,7 +229,7 @@ def test_parse_json_object_uses_the_given_loader():
 
 
 def test_generate_duplicate_keys_are_found_in_nested_objects_too():
-    model = type("M", (), {"inputs": (model_config.Tensor(name="P", shape=(1,), dtype=bytes),), "max_batch_size": 0})()
+    model = _model(TensorInfo("P", "BYTES", (1,)))
     with pytest.raises(InvalidArgumentError, match="input 'P' already exists in request for model 'g'"):
         generate_codec.decode_generate_request(b'{"parameters":{"P":"a","P":"b"}}', model=model, model_name="g")
     request = generate_codec.decode_generate_request(b'{"P":"a","k":1,"k":2}', model=model, model_name="g")

@@ -6,17 +6,17 @@ import gzip
 import json
 import struct
 import zlib
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from tritonclient.grpc import model_config_pb2
 
 from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
-from pytriton_lite.model_config import Tensor
+from pytriton_lite.model_config import Tensor, to_triton_dtype
 from pytriton_lite.protocol import generate_codec
 from pytriton_lite.protocol import http_codec as codec
-from pytriton_lite.types import InferenceResponse
+from pytriton_lite.types import InferenceResponse, ModelInfo, ModelState, TensorInfo
 
 MODEL = "m"
 
@@ -216,8 +216,19 @@ def test_decompression_is_capped():
 # --- raw binary requests --------------------------------------------------------------------------------
 
 
-def _model(inputs, max_batch_size=0):
-    return SimpleNamespace(name=MODEL, inputs=inputs, max_batch_size=max_batch_size)
+def _model(inputs, max_batch_size=0, name=MODEL):
+    """The frozen ModelInfo the front ends pass to the codecs, from PyTriton ``Tensor`` specs."""
+    return ModelInfo(
+        name=name,
+        version=1,
+        state=ModelState.READY,
+        reason="",
+        decoupled=False,
+        max_batch_size=max_batch_size,
+        inputs=tuple(TensorInfo(t.name, to_triton_dtype(t.dtype), t.shape, bool(t.optional)) for t in inputs),
+        outputs=(),
+        config=model_config_pb2.ModelConfig(name=name, max_batch_size=max_batch_size),
+    )
 
 
 def test_raw_binary_request_fixed_dtype_with_variable_dim():
@@ -618,7 +629,7 @@ def _gen_model(batching=False):
         Tensor(name="N", shape=(-1,), dtype=np.int32),
         Tensor(name="FLAG", shape=(1,), dtype=np.bool_, optional=True),
     ]
-    return SimpleNamespace(name="g", inputs=inputs, max_batch_size=8 if batching else 0)
+    return _model(inputs, max_batch_size=8 if batching else 0, name="g")
 
 
 def _gen(body, batching=False):

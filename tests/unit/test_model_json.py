@@ -25,7 +25,6 @@ from pytriton_lite.model_config import (
 from pytriton_lite.protocol import model_json, stats_json
 from pytriton_lite.types import ModelState
 
-
 _INPUTS = [Tensor(name="A", shape=(-1, 3), dtype=np.float32), Tensor(name="S", shape=(1,), dtype=bytes, optional=True)]
 _OUTPUTS = [Tensor(name="O", shape=(2,), dtype=np.int64)]
 
