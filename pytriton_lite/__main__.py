@@ -53,24 +53,18 @@ def demo(args: argparse.Namespace) -> int:
         )
         a = np.arange(8, dtype=np.float32).reshape(2, 4)
         b = np.ones((2, 4), dtype=np.float32)
-
-        http = httpclient.InferenceServerClient(triton.http_url[len("http://") :])
-        inputs = [httpclient.InferInput("INPUT_1", a.shape, "FP32"), httpclient.InferInput("INPUT_2", b.shape, "FP32")]
-        inputs[0].set_data_from_numpy(a)
-        inputs[1].set_data_from_numpy(b)
-        result = http.infer("AddSub", inputs)
-        print("HTTP  add =", result.as_numpy("add").tolist())
-        assert np.array_equal(result.as_numpy("add"), a + b)
-        http.close()
-
-        grpc = grpcclient.InferenceServerClient(triton.grpc_url[len("grpc://") :])
-        ginputs = [grpcclient.InferInput("INPUT_1", a.shape, "FP32"), grpcclient.InferInput("INPUT_2", b.shape, "FP32")]
-        ginputs[0].set_data_from_numpy(a)
-        ginputs[1].set_data_from_numpy(b)
-        gresult = grpc.infer("AddSub", ginputs)
-        print("gRPC  sub =", gresult.as_numpy("sub").tolist())
-        assert np.array_equal(gresult.as_numpy("sub"), a - b)
-        grpc.close()
+        for label, module, url, output, expected in (
+            ("HTTP", httpclient, triton.http_url[len("http://") :], "add", a + b),
+            ("gRPC", grpcclient, triton.grpc_url[len("grpc://") :], "sub", a - b),
+        ):
+            client = module.InferenceServerClient(url)
+            inputs = [module.InferInput("INPUT_1", a.shape, "FP32"), module.InferInput("INPUT_2", b.shape, "FP32")]
+            inputs[0].set_data_from_numpy(a)
+            inputs[1].set_data_from_numpy(b)
+            result = client.infer("AddSub", inputs).as_numpy(output)
+            print(f"{label:5} {output} =", result.tolist())
+            assert np.array_equal(result, expected)
+            client.close()
 
         if args.serve:
             print("Serving until CTRL+C ...")

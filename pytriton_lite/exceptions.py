@@ -29,7 +29,7 @@ their own (unknown routes, wrong methods, restricted APIs).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 
 class PyTritonError(Exception):
@@ -102,10 +102,13 @@ class InferenceError(PyTritonError):
     grpc_code = "INTERNAL"
     reason = "OTHER"
 
-    def __init__(self, message: str, *, http_status: Optional[int] = None) -> None:
+    def __init__(
+        self, message: str, *, http_status: Optional[int] = None, headers: Sequence[Tuple[str, str]] = ()
+    ) -> None:
         super().__init__(message)
         if http_status is not None:
             self.http_status = http_status
+        self.headers: Tuple[Tuple[str, str], ...] = tuple(headers)  # extra HTTP headers of the answer
 
 
 class InvalidArgumentError(InferenceError):

@@ -477,14 +477,7 @@ def _attach_context(model: Model) -> None:
         attach_triton_context(func, config)
 
 
-__all__ = [
-    "Triton",
-    "TritonConfig",
-    "TritonLifecyclePolicy",
-    "DefaultTritonLifecyclePolicy",
-    "VertextAILifecyclePolicy",
-    "TritonSecurityConfig",
-    "TRITON_ACCESS_HEADER",
-    "VALID_TRITON_ENDPOINTS",
-    "DEFAULT_PROTECTED_ENDPOINTS",
-]
+# PyTriton's pytriton.triton re-exports its config classes; so does this module
+__all__ = ["Triton", "TritonConfig", "TritonLifecyclePolicy", "TritonSecurityConfig", "TRITON_ACCESS_HEADER"]
+__all__ += ["DefaultTritonLifecyclePolicy", "VertextAILifecyclePolicy"]
+__all__ += ["VALID_TRITON_ENDPOINTS", "DEFAULT_PROTECTED_ENDPOINTS"]

@@ -8,7 +8,7 @@ on the serving loop.
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Callable, List, Optional, Protocol, Tuple
+from typing import AsyncGenerator, Callable, List, Optional, Protocol, Tuple
 
 from pytriton_lite.types import InferenceRequest, InferenceResponse, ModelInfo, StatsSnapshot
 
@@ -68,7 +68,7 @@ class DataPlane(Protocol):
         """
         ...
 
-    def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+    def infer_stream(self, request: InferenceRequest) -> AsyncGenerator[InferenceResponse, None]:
         """0..n responses for a decoupled model (exactly one otherwise); closing the iterator stops the model."""
         ...
 

@@ -214,14 +214,6 @@ class Batcher(BatchSink):
         for instance in self.instances:
             instance.stop()
 
-    def join(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        for instance in self.instances:
-            instance.join(max(0.0, deadline - time.monotonic()))
-
-    def instances_alive(self) -> bool:
-        return all(instance.is_alive() for instance in self.instances)
-
     def queue_counts(self) -> Tuple[int, int]:
         """(queued requests, queued requests nobody waits for any more)."""
         live = [item for level in self.queues for item in level if item.state == QUEUED]

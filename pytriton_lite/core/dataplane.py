@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncIterator, Callable, List, Optional, Tuple
+from typing import AsyncGenerator, Callable, List, Optional, Tuple
 
 from pytriton_lite.core.api import IsGone
 from pytriton_lite.core.batcher import Batcher, Pending, StreamOutcomes
@@ -210,7 +210,7 @@ class InProcessDataPlane:
             self.cache.put(cache_key, response.outputs)
         return response
 
-    async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+    async def infer_stream(self, request: InferenceRequest) -> AsyncGenerator[InferenceResponse, None]:
         """0..n responses for a decoupled model (exactly one otherwise); closing the iterator stops the model."""
         entry = self._admit(request)
         model = entry.model

@@ -306,9 +306,7 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             await out.put(self._stream_error(exc, request.model_name, model_version, request.id))
             return
         finally:
-            aclose = getattr(responses, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await responses.aclose()
         if grpc_codec.wants_empty_final_response(message):
             await out.put(grpc_codec.stream_empty_final_response(request.model_name, model_version, request.id))
 

@@ -58,7 +58,6 @@ _SHM_ROUTE = re.compile(r"/v2/(systemsharedmemory|cudasharedmemory)(?:/region/([
 _JSON = (b"content-type", b"application/json")
 _SSE = (b"content-type", b"text/event-stream; charset=utf-8")
 _EMPTY_LENGTH = (b"content-length", b"0")
-_ACCEPT_ENCODING = (b"accept-encoding", b"gzip, deflate")
 _INFERENCE_HEADER = http_codec.INFERENCE_HEADER.encode()
 Headers = Sequence[Tuple[bytes, bytes]]
 T = TypeVar("T")
@@ -69,11 +68,10 @@ class _ClientGone(Exception):
 
 
 class _Answer(InferenceError):
-    """An error answer of the HTTP front end's own (404, 405, 403, ...), with optional extra headers."""
+    """An error answer of the HTTP front end's own (404, 405, 403, ...)."""
 
-    def __init__(self, message: str, status: int, headers: Headers = ()) -> None:
+    def __init__(self, message: str, status: int) -> None:
         super().__init__(message, http_status=status)
-        self.headers = tuple(headers)
 
 
 class _Request:
@@ -238,10 +236,11 @@ class HttpApp:
         headers: Headers = (_JSON,)
         if isinstance(exc, DecoupledModelError):
             status, message = exc.http_status, DECOUPLED_ON_INFER
-        elif isinstance(exc, PyTritonError):  # InferenceError and kin: each knows its status
+        elif isinstance(exc, PyTritonError):  # InferenceError and kin: each knows its status (and headers)
             status, message = int(exc.http_status), str(exc)
-            if isinstance(exc, _Answer):
-                headers = (_JSON, *exc.headers)
+            extra = getattr(exc, "headers", ())
+            if extra:
+                headers = (_JSON, *((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra))
         else:
             LOGGER.error("Unexpected error while serving %s %s", request.method, path, exc_info=exc)
             status, message = 500, f"{type(exc).__name__}: {exc}"
@@ -374,7 +373,7 @@ class HttpApp:
             raise DecoupledModelError(name)  # before the body is read; the data plane refuses it too
         encoding = request.header(b"content-encoding")
         if encoding is not None and encoding.strip().lower() not in http_codec.SUPPORTED_REQUEST_ENCODINGS:
-            raise _Answer(http_codec.UNSUPPORTED_COMPRESSION, UnsupportedError.http_status, (_ACCEPT_ENCODING,))
+            raise http_codec.unsupported_compression()
         body = await request.body()
         infer_request, options = http_codec.decode_infer_request(
             body,
@@ -442,7 +441,7 @@ class HttpApp:
         try:
             await _unless_client_leaves(request.receive, label, consume(request, stream, label))
         finally:
-            await _close(stream)
+            await stream.aclose()
 
     @staticmethod
     async def _send_one(request: _Request, stream: AsyncIterator[Any], label: str) -> None:
@@ -486,12 +485,6 @@ def _error_text(exc: BaseException, label: str) -> str:
         return str(exc)
     LOGGER.error("Unexpected error while serving %s", label, exc_info=exc)
     return f"{type(exc).__name__}: {exc}"
-
-
-async def _close(stream: AsyncIterator[Any]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 class HttpFrontend:

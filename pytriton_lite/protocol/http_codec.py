@@ -42,6 +42,7 @@ __all__ = [
     "INFERENCE_HEADER",
     "SUPPORTED_REQUEST_ENCODINGS",
     "UNSUPPORTED_COMPRESSION",
+    "unsupported_compression",
     "EncodedBody",
     "OutputOptions",
     "decode_infer_request",
@@ -61,6 +62,13 @@ INFERENCE_HEADER = "inference-header-content-length"
 DEFAULT_MAX_INPUT_SIZE = 1 << 26  # Triton's --http-max-input-size default (64 MiB)
 SUPPORTED_REQUEST_ENCODINGS = ("identity", "gzip", "deflate")
 UNSUPPORTED_COMPRESSION = "Unsupported compression type"  # 501, answered with Accept-Encoding: gzip, deflate
+
+
+def unsupported_compression() -> UnsupportedError:
+    """Triton's answer to a request body in an encoding it does not take: 501 naming the ones it does."""
+    return UnsupportedError(UNSUPPORTED_COMPRESSION, headers=(("accept-encoding", "gzip, deflate"),))
+
+
 _JOIN_LIMIT = 256 * 1024  # below this a response is one buffer (one socket write); above, chunks
 _ORJSON_MAX_BRACKETS = 1000
 _COMPRESS_LEVEL = 1  # clients that ask for compression are better served fast than small
@@ -165,7 +173,7 @@ def decompress_body(
     elif encoding == "deflate":
         wbits = 15
     else:
-        raise UnsupportedError(UNSUPPORTED_COMPRESSION)
+        raise unsupported_compression()
     decompressor = zlib.decompressobj(wbits)
     limit = max_size if max_size else 0
     try:

@@ -62,7 +62,7 @@ def _set_duration(target: Any, value: DurationStat) -> None:
 
 def statistics_proto(snapshots: Sequence[StatsSnapshot]) -> Any:
     """The gRPC ``ModelStatisticsResponse`` carrying the same numbers as ``statistics_json``."""
-    from tritonclient.grpc import service_pb2  # noqa: PLC0415 - only the gRPC path pays for grpc's import
+    from tritonclient.grpc import service_pb2
 
     response = service_pb2.ModelStatisticsResponse()
     for stats in snapshots:

@@ -161,14 +161,19 @@ class ServerProcess:
             returncode = self.proc.wait(timeout=EXIT_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             pytest.fail(f"server still running {EXIT_TIMEOUT_S} s after SIGINT:\n{self._tail()}")
-        self._reader.join(5.0)
+        self._close_output()
         return returncode
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        self._close_output()
+
+    def _close_output(self) -> None:
         self._reader.join(5.0)
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            self.proc.stdout.close()
 
     def _tail(self, lines: int = 60) -> str:
         return "".join(self.lines[-lines:])
