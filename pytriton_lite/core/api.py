@@ -68,6 +68,11 @@ class DataPlane(Protocol):
         """
         ...
 
+    async def remove_model(self, name: str, version: int, timeout: float = 30.0) -> bool:
+        """Unload one version: refuse new requests (UNLOADING), finish queued and running ones (up to ``timeout``
+        seconds), stop its instances and forget it. False when the drain timed out."""
+        ...
+
     def infer_stream(self, request: InferenceRequest) -> AsyncGenerator[InferenceResponse, None]:
         """0..n responses for a decoupled model (exactly one otherwise); closing the iterator stops the model."""
         ...

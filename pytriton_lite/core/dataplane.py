@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncGenerator, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, AsyncGenerator, Callable, List, Optional, Tuple
 
-from pytriton_lite.core.api import IsGone
+from pytriton_lite.core.api import DataPlane, IsGone
 from pytriton_lite.core.batcher import Batcher, Pending, StreamOutcomes
 from pytriton_lite.core.cache import ResponseCache, request_key
 from pytriton_lite.core.instances import Instance
@@ -232,6 +232,12 @@ class InProcessDataPlane:
                 yield outcome
         finally:
             batcher.close_stream(item)
+
+
+if TYPE_CHECKING:  # mypy proves that the implementation satisfies the seam's protocol
+
+    def _implements(plane: InProcessDataPlane) -> DataPlane:
+        return plane
 
 
 __all__ = ["InProcessDataPlane", "model_not_available", "version_not_available"]

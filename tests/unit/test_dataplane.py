@@ -199,3 +199,19 @@ def test_remove_model_drains_then_forgets_it(loop):
         assert plane.instances_alive()  # b's instances are untouched; a's are gone from the set
     finally:
         _stop(plane)
+
+
+def test_in_process_data_plane_has_every_method_of_the_protocol_with_its_signature():
+    import inspect
+
+    from pytriton_lite.core.api import DataPlane
+
+    members = [n for n in vars(DataPlane) if not n.startswith("_")]
+    assert {"model", "models", "statistics", "infer", "infer_stream", "remove_model"} <= set(members)
+    for name in members:
+        declared = getattr(DataPlane, name)
+        implemented = getattr(InProcessDataPlane, name)
+        if isinstance(declared, property):
+            assert isinstance(implemented, property), name
+            continue
+        assert inspect.signature(implemented) == inspect.signature(declared), name
