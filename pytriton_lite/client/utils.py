@@ -25,12 +25,11 @@ from pytriton_lite.client.exceptions import (
     PyTritonClientInvalidUrlError,
     PyTritonClientTimeoutError,
 )
+from pytriton_lite.config import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT
 from pytriton_lite.model_config import TritonModelConfig
 
 _LOGGER = logging.getLogger(__name__)
 
-DEFAULT_HTTP_PORT = 8000
-DEFAULT_GRPC_PORT = 8001
 LATEST_MODEL_VERSION = "<latest>"
 
 _DEFAULT_NETWORK_TIMEOUT_S = 60.0

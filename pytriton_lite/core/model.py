@@ -1,6 +1,6 @@
 """A bound model: its specs, request validation against them, and output post-processing.
 
-Validation follows Triton's order and wording (protocol.md §6.3) so that clients see the messages they
+Validation follows Triton's order and wording (docs/protocol.md) so that clients see the messages they
 expect. Post-processing runs on the instance thread: results are filtered to the requested outputs and cast
 to the declared dtypes (``strict=True`` validates instead of casting).
 """

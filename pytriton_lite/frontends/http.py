@@ -1,6 +1,6 @@
 """HTTP front end: Triton's v2 REST protocol as an ASGI app served by uvicorn on the serving loop.
 
-Routing follows Triton's dispatch order (protocol.md section 0.2) with one precompiled regex for the model
+Routing follows Triton's dispatch order (docs/protocol.md) with one precompiled regex for the model
 routes. It is a plain ASGI callable rather than a starlette app: starlette's router and middleware cost
 about 20 us per request (26 us vs 7 us measured in-process), and the regex mirrors Triton exactly
 (``/v2/models/stats`` before the model regex, numeric versions only). Requests are read once; responses

@@ -1,4 +1,4 @@
-"""The generate extension (HTTP only, protocol.md section 1.7): flat JSON in, flat JSON or SSE events out.
+"""The generate extension (HTTP only; docs/protocol.md): flat JSON in, flat JSON or SSE events out.
 
 ``/generate`` and ``/generate_stream`` take one JSON object: keys naming a model input become tensors
 (shape from the input's dims; the innermost variable dim takes the elements), other keys become request

@@ -106,7 +106,9 @@ def test_client_uses_only_tritonclient():
     assert _violations(_modules("client"), forbidden) == []
 
 
-@pytest.mark.parametrize("module", ["types.py", "model_config.py", "exceptions.py", "decorators.py", "_dtypes.py"])
+@pytest.mark.parametrize(
+    "module", ["types.py", "model_config.py", "exceptions.py", "decorators.py", "_dtypes.py", "_triton_context.py"]
+)
 def test_base_modules_stay_at_the_bottom(module):
     forbidden = TRANSPORTS + (
         "pytriton_lite.core",
