@@ -155,18 +155,6 @@ def convert_output(
     raise PyTritonValidationError(f"Unsupported output type {type(outputs)}.")
 
 
-__all__ = [
-    "InputNames",
-    "InferenceRequest",
-    "InferenceRequests",
-    "InferenceResult",
-    "InferenceResults",
-    "ModelConfigDict",
-    "TritonContext",
-    "TRITON_CONTEXT_FIELD_NAME",
-    "attach_triton_context",
-    "convert_output",
-    "get_inference_request_batch_size",
-    "get_model_config",
-    "get_triton_context",
-]
+__all__ = ["InputNames", "InferenceRequest", "InferenceRequests", "InferenceResult", "InferenceResults"]
+__all__ += ["ModelConfigDict", "TritonContext", "TRITON_CONTEXT_FIELD_NAME", "attach_triton_context"]
+__all__ += ["convert_output", "get_inference_request_batch_size", "get_model_config", "get_triton_context"]
