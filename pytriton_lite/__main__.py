@@ -1,11 +1,17 @@
-"""``python -m pytriton_lite``: ``demo`` (serve an example model and answer it) and ``check`` (self-test)."""
+"""``python -m pytriton_lite`` (also the ``pytriton-lite`` console script): ``serve`` (a Triton model repository,
+with tritonserver's flag names), ``demo`` (serve an example model and answer it) and ``check`` (self-test).
+
+``serve`` logs each model's load (name, version, backend, instances, time), a model table and a ready line, as
+tritonserver does; a model that fails to load under ``--exit-on-error=true`` (the default) ends it with exit
+status 1 and tritonserver's ``error: creating server: Internal - failed to load all models``. docs/cli.md.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -73,19 +79,130 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _flag_bool(value: str) -> bool:
+    from pytriton_lite.config import parse_bool
+    from pytriton_lite.exceptions import PyTritonValidationError
+
+    try:
+        return parse_bool(value)
+    except PyTritonValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_serve(sub: Any) -> None:
+    cmd = sub.add_parser("serve", help="serve a Triton model repository (tritonserver's flags)")
+    cmd.add_argument("--model-repository", "--model-store", action="append", required=True, metavar="DIR")
+    cmd.add_argument("--model-control-mode", choices=("none", "explicit", "poll"), default="none")
+    cmd.add_argument("--load-model", action="append", default=None, metavar="NAME")
+    cmd.add_argument("--repository-poll-secs", type=int, default=15, metavar="N")
+    cmd.add_argument("--model-load-thread-count", type=int, default=4, metavar="N")
+    for flag in ("--exit-on-error", "--strict-readiness", "--allow-http", "--allow-grpc", "--allow-metrics"):
+        cmd.add_argument(flag, type=_flag_bool, nargs="?", const=True, default=True, metavar="true|false")
+    for kind, port in (("http", 8000), ("grpc", 8001), ("metrics", 8002)):
+        cmd.add_argument(f"--{kind}-port", type=int, default=port)
+        cmd.add_argument(f"--{kind}-address", default="0.0.0.0")
+    cmd.add_argument("--log-verbose", type=int, default=0, metavar="N")
+    cmd.add_argument("--exit-timeout-secs", type=int, default=30, metavar="N")
+    cmd.add_argument("--id", default="triton", help="the server's name in GET /v2")
+
+
+def _model_table(rows: List[Dict[str, str]]) -> str:
+    header = ("Model", "Version", "Status")
+    lines = [
+        (r["name"], r.get("version", ""), r.get("state", "") + (f": {r['reason']}" if r.get("reason") else ""))
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(3)]
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    body = [rule, "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |", rule]
+    body += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(line, widths)) + " |" for line in lines]
+    return "\n".join([*body, rule])
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve ``--model-repository`` until SIGINT/SIGTERM; 1 when a model fails under --exit-on-error."""
+    import logging
+
+    from pytriton_lite.exceptions import PyTritonError
+    from pytriton_lite.triton import Triton, TritonConfig
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.log_verbose > 0 else logging.INFO,
+        format="%(asctime)s %(levelname).1s %(name)s] %(message)s",
+        stream=sys.stderr,
+    )
+    if len(args.model_repository) > 1:
+        print(
+            "error: creating server: Invalid argument - several --model-repository are not supported yet",
+            file=sys.stderr,
+        )
+        return 1
+    config = TritonConfig(
+        model_repository=args.model_repository[0],
+        model_control_mode=args.model_control_mode,
+        load_model=args.load_model or [],
+        repository_poll_secs=args.repository_poll_secs,
+        model_load_thread_count=args.model_load_thread_count,
+        exit_on_error=args.exit_on_error,
+        strict_readiness=args.strict_readiness,
+        allow_http=args.allow_http,
+        allow_grpc=args.allow_grpc,
+        allow_metrics=args.allow_metrics,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        http_address=args.http_address,
+        grpc_address=args.grpc_address,
+        metrics_address=args.metrics_address,
+        log_verbose=args.log_verbose,
+        exit_timeout_secs=args.exit_timeout_secs,
+        id=args.id,
+    )
+    triton = Triton(config=config)
+    try:
+        triton.run()
+    except PyTritonError as exc:  # tritonserver's last words, then exit status 1
+        message = str(exc)
+        if message.startswith("failed to load all models"):
+            logging.getLogger("pytriton_lite.triton").error("%s", message)
+            message = "failed to load all models"
+        print(f"error: creating server: Internal - {message}", file=sys.stderr)
+        return 1
+    rows = [row.as_dict() for row in triton._on_loop(lambda dataplane: dataplane.repository_index())]
+    print(_model_table(rows), file=sys.stderr)
+    for label, kind, port in (
+        ("GRPCInferenceService", "grpc", triton.grpc_port),
+        ("HTTPService", "http", triton.http_port),
+        ("Metrics Service", "metrics", triton.metrics_port),
+    ):
+        if port is not None:
+            print(f"Started {label} at {getattr(args, kind + '_address')}:{port}", file=sys.stderr, flush=True)
+    triton.serve()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: ``serve``, ``demo``, ``check``."""
     parser = argparse.ArgumentParser(prog="python -m pytriton_lite")
     sub = parser.add_subparsers(dest="command")
+    _add_serve(sub)
     for name in ("demo", "check"):
         cmd = sub.add_parser(name, help="serve an example model and answer it with tritonclient")
         cmd.add_argument("--http-port", type=int, default=0)
         cmd.add_argument("--grpc-port", type=int, default=0)
         cmd.add_argument("--metrics-port", type=int, default=0)
         cmd.add_argument("--serve", action="store_true", help="keep serving after the demo requests")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    command_line = parser()
+    args = command_line.parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
     if args.command in ("demo", "check"):
         return demo(args)
-    parser.print_help()
+    command_line.print_help()
     return 0
 
 

@@ -90,6 +90,12 @@ class TritonConfig:
     """Server configuration; every field is optional and keyword-only."""
 
     model_repository: Optional[pathlib.Path] = None
+    # model control of the repository (tritonserver's flags): "none" | "explicit" | "poll"; with
+    # model_repository set and no mode, Triton() runs "explicit" with load_model=["*"] (as PyTriton does)
+    model_control_mode: Optional[str] = None
+    load_model: Optional[List[str]] = None
+    repository_poll_secs: Optional[int] = None
+    model_load_thread_count: Optional[int] = None
     id: Optional[str] = None
     log_verbose: Optional[int] = None
     log_file: Optional[pathlib.Path] = None

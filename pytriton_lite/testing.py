@@ -3,19 +3,23 @@
 Fixtures:
     ``triton_server`` -- a factory: ``triton = triton_server(config=None)`` returns a running ``Triton`` on
     127.0.0.1 with every port picked by the OS; bind models on it afterwards (they are live at once).
+    ``triton_server(model_repository=path)`` (or ``config=TritonConfig(model_repository=path, ...)``) serves a
+    Triton model repository too (explicit model control, every model loaded, unless the config says otherwise).
     Every server it started is stopped when the test ends.
 
-Helpers: ``find_free_port()``, ``running_triton(...)`` (a context manager for use outside pytest), and
-read-only probes of a running server for tests that must wait for a state the wire does not show:
-``model_statistics``, ``queue_state``, ``is_accepting`` and ``wait_until``.
+Helpers: ``find_free_port()``, ``running_triton(...)`` (a context manager for use outside pytest; it takes
+``model_repository=`` too), and read-only probes of a running server for tests that must wait for a state the
+wire does not show: ``model_statistics``, ``queue_state``, ``is_accepting``, ``repository_index`` and
+``wait_until``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import pathlib
 import socket
 import time
-from typing import Any, Callable, Iterator, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional
 
 try:  # the plugin needs pytest; the helpers below do not
     import pytest
@@ -36,9 +40,12 @@ def find_free_port(host: str = LOOPBACK) -> int:
         return int(sock.getsockname()[1])
 
 
-def loopback_config(config: Optional[TritonConfig] = None) -> TritonConfig:
-    """``config`` with loopback addresses and OS-picked ports wherever it leaves them unset."""
+def loopback_config(config: Optional[TritonConfig] = None, model_repository: Any = None) -> TritonConfig:
+    """``config`` with loopback addresses and OS-picked ports wherever it leaves them unset (and
+    ``model_repository``, when given, as the repository to serve)."""
     values = config.to_dict() if config is not None else {}
+    if model_repository is not None:
+        values["model_repository"] = pathlib.Path(model_repository)
     for key, value in (
         ("http_address", LOOPBACK),
         ("grpc_address", LOOPBACK),
@@ -53,9 +60,11 @@ def loopback_config(config: Optional[TritonConfig] = None) -> TritonConfig:
 
 
 @contextlib.contextmanager
-def running_triton(config: Optional[TritonConfig] = None, **triton_kwargs: Any) -> Iterator[Triton]:
-    """Start a ``Triton`` on loopback with free ports; stop it on exit."""
-    triton = Triton(config=loopback_config(config), **triton_kwargs)
+def running_triton(
+    config: Optional[TritonConfig] = None, *, model_repository: Any = None, **triton_kwargs: Any
+) -> Iterator[Triton]:
+    """Start a ``Triton`` on loopback with free ports (serving ``model_repository`` when given); stop it on exit."""
+    triton = Triton(config=loopback_config(config, model_repository), **triton_kwargs)
     try:
         triton.run()
         yield triton
@@ -64,11 +73,12 @@ def running_triton(config: Optional[TritonConfig] = None, **triton_kwargs: Any) 
 
 
 def _triton_server() -> Iterator[Callable[..., Triton]]:
-    """Factory fixture: ``triton_server(config=None, **Triton kwargs)`` -> a running loopback ``Triton``."""
+    """Factory fixture: ``triton_server(config=None, model_repository=None, **Triton kwargs)`` -> a running
+    loopback ``Triton``."""
     started: List[Triton] = []
 
-    def start(config: Optional[TritonConfig] = None, **triton_kwargs: Any) -> Triton:
-        triton = Triton(config=loopback_config(config), **triton_kwargs)
+    def start(config: Optional[TritonConfig] = None, *, model_repository: Any = None, **triton_kwargs: Any) -> Triton:
+        triton = Triton(config=loopback_config(config, model_repository), **triton_kwargs)
         started.append(triton)
         triton.run()
         return triton
@@ -101,6 +111,12 @@ def is_accepting(triton: Triton) -> bool:
     return bool(triton._on_loop(lambda dataplane: dataplane.accepting))
 
 
+def repository_index(triton: Triton) -> List[Dict[str, str]]:
+    """The repository index of a running ``triton`` as its HTTP JSON rows (every model, state and reason)."""
+    rows = triton._on_loop(lambda dataplane: dataplane.repository_index())
+    return [row.as_dict() for row in rows]
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.005) -> None:
     """Poll ``predicate`` until it is true; AssertionError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -118,6 +134,7 @@ __all__ = [
     "loopback_config",
     "model_statistics",
     "queue_state",
+    "repository_index",
     "running_triton",
     "triton_server",
     "wait_until",

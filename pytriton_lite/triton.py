@@ -51,6 +51,7 @@ LOGGER = logging.getLogger("pytriton_lite.triton")
 
 _MODEL_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _START_TIMEOUT_S = 30.0
+_REPOSITORY_LOAD_TIMEOUT_S = 3600.0  # loading a repository imports frameworks and runs initialize()
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -92,6 +93,7 @@ class Triton:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
         self._dataplane: Optional[InProcessDataPlane] = None
+        self._repository: Any = None  # repository.control.ModelRepository when config.model_repository is set
         self._frontends: List[Any] = []
         self._pending: List[Model] = []
         self._started = False
@@ -335,12 +337,13 @@ class Triton:
             self._loop, server_id=self._config.id or "triton", cache_bytes=self._cache_bytes
         )
         self._dataplane.on_unrecoverable = self._on_unrecoverable
+        self._dataplane.strict_readiness = self._config.strict_readiness is not False
         try:
+            if self._config.model_repository is not None:
+                self._start_repository()  # before the front ends: tritonserver opens its ports after loading
             self._call(self._start_frontends(), _START_TIMEOUT_S)
         except BaseException:
-            self._stop_loop()
-            self._stopped = True
-            atexit.unregister(self._atexit)
+            self._abort_start()
             raise
         self._started = True
         LOGGER.info(
@@ -350,6 +353,52 @@ class Triton:
             self.grpc_port,
             self.metrics_port,
         )
+
+    def _start_repository(self) -> None:
+        """Serve ``config.model_repository`` (explicit mode with every model loaded unless the config says
+        otherwise); with ``exit_on_error`` (the default) a model that fails to load fails the start."""
+        from pytriton_lite.repository.control import DEFAULT_LOAD_THREADS, DEFAULT_POLL_SECS, ModelRepository
+
+        cfg, dataplane = self._config, self._dataplane
+        assert dataplane is not None
+        mode = cfg.model_control_mode or "explicit"
+        load = cfg.load_model if cfg.load_model is not None else (["*"] if mode == "explicit" else [])
+        repository = ModelRepository(
+            cfg.model_repository,
+            dataplane,
+            mode=mode,
+            load_models=load,
+            poll_secs=cfg.repository_poll_secs if cfg.repository_poll_secs is not None else DEFAULT_POLL_SECS,
+            load_threads=cfg.model_load_thread_count or DEFAULT_LOAD_THREADS,
+        )
+        self._repository = repository
+        dataplane.control = repository
+        failures = self._call(repository.start(), _REPOSITORY_LOAD_TIMEOUT_S)
+        if failures and cfg.exit_on_error is not False:
+            details = "; ".join(f"{reason}" for reason in failures.values())
+            raise PyTritonError(f"failed to load all models: {details}")
+
+    def _abort_start(self) -> None:
+        """Undo a start that failed: stop the repository's models, the loop and its thread."""
+        repository, dataplane = self._repository, self._dataplane
+
+        async def unload() -> None:
+            if dataplane is not None:
+                dataplane.stop_models()
+            if repository is not None:
+                await repository.close(timeout=1.0)
+
+        try:
+            if self._loop is not None and self._loop.is_running():
+                self._call(unload(), _START_TIMEOUT_S)
+        except Exception:
+            LOGGER.exception("Error while stopping the model repository")
+        finally:
+            self._stop_loop()
+            if dataplane is not None:
+                dataplane.join_instances(1.0)
+            self._stopped = True
+            atexit.unregister(self._atexit)
 
     def _loop_main(self, ready: threading.Event) -> None:
         assert self._loop is not None
@@ -406,12 +455,16 @@ class Triton:
 
     async def _shutdown(self, timeout: float) -> None:
         assert self._dataplane is not None
+        if self._repository is not None:
+            self._repository.stop_polling()
         drained = await self._dataplane.drain(timeout)
         if not drained:
             LOGGER.warning("Requests still running after exit_timeout_secs=%s; closing anyway", timeout)
         self._dataplane.alive = False
         await asyncio.gather(*(f.stop() for f in self._frontends), return_exceptions=True)
         self._dataplane.stop_models()
+        if self._repository is not None:
+            await self._repository.close(timeout)  # finalize the repository's models
 
     def _load(self, model: Model) -> None:
         """Register ``model`` (LOADING), warm it up on its own instances, then make it READY."""

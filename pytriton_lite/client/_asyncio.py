@@ -117,14 +117,14 @@ class AsyncioModelClient(BaseModelClient):
     # --- readiness and config ------------------------------------------------------------------------
 
     async def wait_for_model(self, timeout_s: float) -> None:
-        """Wait until the model is ready (``PyTritonClientModelUnavailableError`` at once when unknown)."""
+        """Wait until the model is ready; a model the server does not know yet is waited for."""
         general, _ = self._clients()
         await asyncio_utils.asyncio_wait_for_model_ready(general, self._model_name, self._version_str, timeout_s)
 
     async def wait_for_server(self, timeout_s: float) -> None:
         """Wait until the server is live and ready."""
         general, _ = self._clients()
-        await asyncio_utils.asyncio_wait_for_server_ready(general, timeout_s)
+        await asyncio_utils.asyncio_wait_for_server_ready(general, timeout_s=timeout_s)
 
     @property
     async def model_config(self) -> TritonModelConfig:

@@ -7,6 +7,7 @@ FuturesModelClient for concurrency.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import time
 from typing import Any, Dict, Iterator, Optional, Union
@@ -28,7 +29,7 @@ from pytriton_lite.client._base import (
     verify_parameters,
 )
 from pytriton_lite.client._errors import CLIENT_ERRORS, inference_error
-from pytriton_lite.client.auth import AuthPlugin
+from pytriton_lite.client.auth import AuthPlugin, create_auth_headers
 from pytriton_lite.client.exceptions import (
     PyTritonClientClosedError,
     PyTritonClientInferenceServerError,
@@ -79,6 +80,8 @@ class ModelClient(BaseModelClient):
             model_config=model_config,
             ensure_model_is_ready=ensure_model_is_ready,
         )
+        if access_token is not None:
+            create_auth_headers(access_token, self._triton_url.scheme)  # ValueError for "", before any connection
         self._access_token = access_token
         self._triton_client_lib = tritonclient.grpc if self._is_grpc else tritonclient.http
         self._general_client: Optional[_SyncClient] = self._create_client(self._network_timeout_s)
@@ -95,9 +98,17 @@ class ModelClient(BaseModelClient):
 
     def _create_client(self, network_timeout_s: float) -> _SyncClient:
         client = utils.create_client_from_url(self._triton_url.with_scheme, network_timeout_s=network_timeout_s)
-        if self._access_token:
+        if self._access_token is not None:
             client.register_plugin(AuthPlugin(self._access_token, self._triton_url.scheme))
         return client
+
+    @classmethod
+    def from_existing_client(cls, existing_client: BaseModelClient, **kwargs: Any):
+        """A new client for the same url/model/timeouts and access token, reusing the known model config."""
+        token = getattr(existing_client, "_access_token", None)
+        if token is not None and "access_token" in inspect.signature(cls.__init__).parameters:
+            kwargs.setdefault("access_token", token)
+        return super().from_existing_client(existing_client, **kwargs)
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -126,7 +137,7 @@ class ModelClient(BaseModelClient):
     # --- readiness and config ------------------------------------------------------------------------
 
     def wait_for_model(self, timeout_s: float) -> None:
-        """Wait until the model is ready (``PyTritonClientModelUnavailableError`` at once when unknown)."""
+        """Wait until the model is ready; a model the server does not know yet is waited for."""
         with self._waiting_client(timeout_s) as client:
             utils.wait_for_model_ready(client, self._model_name, self._version_str, timeout_s=timeout_s)
 

@@ -1,4 +1,10 @@
-"""Access-token headers for servers started with a ``TritonSecurityConfig`` (PyTriton 0.7)."""
+"""Access-token headers for servers started with a ``TritonSecurityConfig`` (PyTriton 0.7's ``client.auth``).
+
+As in PyTriton, ``create_auth_headers`` raises ``ValueError`` for a missing (None or empty) token and for a
+protocol other than http/grpc, and ``extract_access_token_from_headers`` raises ``ValueError`` when the HTTP and
+gRPC spellings of the header carry different tokens. Unlike PyTriton, header names match case-insensitively
+(HTTP header names are case-insensitive; gRPC metadata keys are lowercase).
+"""
 
 from __future__ import annotations
 
@@ -7,26 +13,40 @@ from typing import Dict, Mapping, Optional
 TRITON_ACCESS_HEADER = "triton-access-token"
 # Triton's gRPC front end prefixes restricted-protocol header names with this.
 GRPC_HEADER_PREFIX = "triton-grpc-protocol-"
+_GRPC_ACCESS_HEADER = GRPC_HEADER_PREFIX + TRITON_ACCESS_HEADER
+_PROTOCOLS = ("http", "grpc")
 
 
 def create_auth_headers(access_token: Optional[str], protocol: str = "http") -> Dict[str, str]:
-    """Headers (HTTP) or metadata (gRPC) that carry ``access_token``; empty when there is no token."""
+    """The header (HTTP) or metadata entry (gRPC) that carries ``access_token``.
+
+    Raises:
+        ValueError: ``access_token`` is None or empty, or ``protocol`` is neither ``"http"`` nor ``"grpc"``.
+    """
     if not access_token:
-        return {}
-    if protocol.lower() == "grpc":
-        return {GRPC_HEADER_PREFIX + TRITON_ACCESS_HEADER: access_token}
-    return {TRITON_ACCESS_HEADER: access_token}
+        raise ValueError("access_token cannot be None or empty")
+    scheme = protocol.lower() if isinstance(protocol, str) else protocol
+    if scheme not in _PROTOCOLS:
+        raise ValueError(f"Invalid protocol '{protocol}'. Must be 'http' or 'grpc'")
+    return {_GRPC_ACCESS_HEADER if scheme == "grpc" else TRITON_ACCESS_HEADER: access_token}
 
 
 def extract_access_token_from_headers(headers: Optional[Mapping[str, str]]) -> Optional[str]:
-    """The access token from HTTP headers or gRPC metadata (either spelling, case-insensitive)."""
+    """The access token in HTTP headers or gRPC metadata (either spelling); None when there is none.
+
+    Raises:
+        ValueError: the headers carry two different tokens.
+    """
     if not headers:
         return None
-    wanted = (TRITON_ACCESS_HEADER, GRPC_HEADER_PREFIX + TRITON_ACCESS_HEADER)
-    for key, value in headers.items():
-        if key.lower() in wanted:
-            return value
-    return None
+    tokens = [value for key, value in headers.items() if key.lower() in (TRITON_ACCESS_HEADER, _GRPC_ACCESS_HEADER)]
+    present = [token for token in tokens if token is not None]
+    if len(set(present)) > 1:
+        raise ValueError(
+            f"Conflicting authentication headers found: '{TRITON_ACCESS_HEADER}' and '{_GRPC_ACCESS_HEADER}' "
+            "contain different tokens. Please use consistent tokens."
+        )
+    return next((token for token in present if token), None)
 
 
 class AuthPlugin:

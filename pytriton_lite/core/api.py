@@ -2,17 +2,64 @@
 
 Front ends (HTTP, gRPC, metrics, and later worker processes) hold a ``DataPlane`` and nothing else from the
 core. Every call returns plain frozen data from ``pytriton_lite.types`` (``ModelInfo``, ``StatsSnapshot``,
-``InferenceResponse``) or raises an ``InferenceError`` that carries its protocol status. Methods are called
-on the serving loop.
+``InferenceResponse``, and ``IndexEntry`` below) or raises an ``InferenceError`` that carries its protocol
+status. Methods are called on the serving loop.
+
+Model control (repository load/unload) is delegated to a ``ModelControl`` set on the data plane by the layer
+that serves a model repository (``pytriton_lite.repository``); the core never imports that layer. Without one,
+load and unload are refused with Triton's 503 / UNAVAILABLE text (``MODEL_CONTROL_DISABLED``).
 """
 
 from __future__ import annotations
 
-from typing import AsyncGenerator, Callable, List, Optional, Protocol, Tuple
+from dataclasses import dataclass
+from typing import AsyncGenerator, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from pytriton_lite.types import InferenceRequest, InferenceResponse, ModelInfo, StatsSnapshot
 
 IsGone = Callable[[], bool]
+
+#: Triton's answer to load/unload when model control is not explicit (NONE and POLL modes, bound models only)
+MODEL_CONTROL_DISABLED = "explicit model load / unload is not allowed if polling is enabled"
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One row of the repository index. Empty strings are absent fields: a repository model never loaded has
+    only its name (Triton's "no state"); a model that failed before any version was known has no version."""
+
+    name: str
+    version: str = ""
+    state: str = ""
+    reason: str = ""
+
+    def as_dict(self) -> Dict[str, str]:
+        """Triton's JSON row: ``name``, then ``version``, ``state``, ``reason`` when present."""
+        row = {"name": self.name}
+        for key in ("version", "state", "reason"):
+            value = getattr(self, key)
+            if value:
+                row[key] = value
+        return row
+
+
+class ModelControl(Protocol):
+    """Loads and unloads the models of a repository (``pytriton_lite.repository.control.ModelRepository``).
+
+    Called on the serving loop; raises ``InferenceError`` subclasses with Triton's statuses.
+    """
+
+    async def load(self, name: str, config_json: str = "") -> None:
+        """Load (or reload) ``name``; ``config_json`` is a JSON ModelConfig that overrides config.pbtxt."""
+        ...
+
+    async def unload(self, name: str, unload_dependents: bool = False) -> None:
+        """Start unloading every version of ``name`` (UNLOADING at once, drained in the background)."""
+        ...
+
+    def repository_names(self) -> Sequence[str]:
+        """The names of the models in the repository, loaded or not (the index lists every one)."""
+        ...
 
 
 class DataPlane(Protocol):
@@ -77,5 +124,18 @@ class DataPlane(Protocol):
         """0..n responses for a decoupled model (exactly one otherwise); closing the iterator stops the model."""
         ...
 
+    def repository_index(self, ready_only: bool = False) -> List[IndexEntry]:
+        """Every model version in any state, the versions that failed to load or were unloaded (with the
+        reason), and the repository's models that were never loaded (name only); ``ready_only``: READY ones."""
+        ...
 
-__all__ = ["DataPlane", "IsGone"]
+    async def load_model(self, name: str, config_json: str = "") -> None:
+        """Repository load (``POST /v2/repository/models/{m}/load``, RepositoryModelLoad)."""
+        ...
+
+    async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
+        """Repository unload (``POST /v2/repository/models/{m}/unload``, RepositoryModelUnload)."""
+        ...
+
+
+__all__ = ["MODEL_CONTROL_DISABLED", "DataPlane", "IndexEntry", "IsGone", "ModelControl"]

@@ -426,6 +426,8 @@ class Batcher(BatchSink):
                 self._finish(item, error, batch.start_ns)
             elif item.stream is not None and model.decoupled:
                 self._finish(item, _END, batch.start_ns)
+            elif results is not None and isinstance(results[index], InferenceError):
+                self._finish(item, results[index], batch.start_ns)  # that request alone failed
             else:
                 response = InferenceResponse(
                     model_name=model.name,

@@ -12,12 +12,12 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, AsyncGenerator, Callable, List, Optional, Tuple
 
-from pytriton_lite.core.api import DataPlane, IsGone
+from pytriton_lite.core.api import MODEL_CONTROL_DISABLED, DataPlane, IndexEntry, IsGone, ModelControl
 from pytriton_lite.core.batcher import Batcher, Pending, StreamOutcomes
 from pytriton_lite.core.cache import ResponseCache, request_key
 from pytriton_lite.core.instances import Instance
 from pytriton_lite.core.model import Model
-from pytriton_lite.core.registry import Entry, Registry
+from pytriton_lite.core.registry import Entry, Registry, Unavailable
 from pytriton_lite.exceptions import (
     DecoupledModelError,
     InvalidArgumentError,
@@ -51,6 +51,10 @@ class InProcessDataPlane:
         self.alive = True
         self.on_unrecoverable: Callable[[BaseException], None] = lambda exc: None
         self._instances: Tuple[Instance, ...] = ()  # replaced, never mutated: read from other threads
+        # model control: the repository layer sets it (core never imports that layer); None = load/unload refused
+        self.control: Optional[ModelControl] = None
+        # Triton's --strict-readiness: ready only while every model is (a failed repository model counts)
+        self.strict_readiness = True
 
     @property
     def server_id(self) -> str:
@@ -62,12 +66,54 @@ class InProcessDataPlane:
         """Register ``model`` and start its instances; it serves once READY (``ready=False``: LOADING)."""
         entry = Entry(model)
         self.registry.add(entry)
-        entry.batcher = Batcher(model, self.loop, entry.stats, self._unrecoverable)
-        entry.batcher.start()
-        self._instances = self._instances + tuple(entry.batcher.instances)
+        self._start_entry(entry)
         if ready:
             entry.state = ModelState.READY
         return entry
+
+    def _start_entry(self, entry: Entry) -> None:
+        entry.batcher = Batcher(entry.model, self.loop, entry.stats, self._unrecoverable)
+        entry.batcher.start()
+        self._instances = self._instances + tuple(entry.batcher.instances)
+
+    def start_model(self, model: Model) -> Entry:
+        """Start ``model``'s instances without registering it (a reload warms it up beside the version that
+        still serves); ``swap_in`` then makes it the served entry."""
+        entry = Entry(model)
+        self._start_entry(entry)
+        return entry
+
+    def swap_in(self, entry: Entry) -> Optional[Entry]:
+        """Register a started ``entry`` READY in place of the entry of the same (name, version), which is
+        returned UNLOADING (its queued requests still finish: ``retire`` it) or None."""
+        model = entry.model
+        old = self.registry.exact(model.name, model.version)
+        if old is not None:
+            self.registry.remove(old)
+            old.state, old.reason = ModelState.UNLOADING, ""
+        self.registry.add(entry)
+        self.registry.clear_unavailable(model.name, model.version)
+        entry.state, entry.reason = ModelState.READY, ""
+        return old
+
+    async def retire(self, entry: Entry, timeout: float = 30.0) -> bool:
+        """Drain an entry that is no longer registered, stop its instances. False when the drain timed out."""
+        return await self._retire(entry, timeout)
+
+    def discard(self, entry: Entry) -> None:
+        """Stop the instances of an entry that failed before serving (registered or not) and forget it."""
+        self.registry.remove(entry)
+        entry.batcher.stop()
+        gone = set(entry.batcher.instances)
+        self._instances = tuple(i for i in self._instances if i not in gone)
+        entry.state = ModelState.UNAVAILABLE
+
+    def mark_unavailable(self, name: str, version: int, reason: str, *, failed: bool = True) -> None:
+        """Record a version that is not served: it failed to load (``failed``) or was unloaded."""
+        self.registry.set_unavailable(Unavailable(name, int(version), reason, failed))
+
+    def clear_unavailable(self, name: str, version: Optional[int] = None) -> None:
+        self.registry.clear_unavailable(name, version)
 
     def set_state(self, name: str, version: int, state: ModelState, reason: str = "") -> None:
         entry = self.entry(name, str(version))
@@ -78,17 +124,16 @@ class InProcessDataPlane:
         ``timeout`` s), stop its instances and forget it. Returns False when the drain timed out."""
         entry = self.entry(name, str(version))
         entry.state, entry.reason = ModelState.UNLOADING, ""
+        return await self._retire(entry, timeout)
+
+    async def _retire(self, entry: Entry, timeout: float) -> bool:
         batcher: Batcher = entry.batcher
         try:
             await asyncio.wait_for(batcher.wait_idle(), timeout)
             drained = True
         except asyncio.TimeoutError:
             drained = False
-        batcher.stop()
-        self.registry.remove(entry)
-        gone = set(batcher.instances)
-        self._instances = tuple(i for i in self._instances if i not in gone)
-        entry.state = ModelState.UNAVAILABLE
+        self.discard(entry)
         return drained
 
     def _unrecoverable(self, exc: BaseException) -> None:
@@ -131,7 +176,12 @@ class InProcessDataPlane:
         return self.alive
 
     def ready(self) -> bool:
-        return self.alive and self.accepting and all(e.state is ModelState.READY for e in self.registry.entries())
+        if not (self.alive and self.accepting):
+            return False
+        if not self.strict_readiness:  # Triton: ready while responsive, even with unavailable models
+            return True
+        entries = self.registry.entries()
+        return all(e.state is ModelState.READY for e in entries) and not self.registry.has_failures()
 
     def models(self) -> List[ModelInfo]:
         return [e.info() for e in self.registry.entries()]
@@ -176,6 +226,35 @@ class InProcessDataPlane:
     def all_statistics(self) -> List[StatsSnapshot]:
         """Statistics of every registered version whatever its state (the metrics endpoint's view)."""
         return [self._snapshot(e) for e in self.registry.entries()]
+
+    # --- model repository (core.api.DataPlane) ---------------------------------------------------------
+
+    def repository_index(self, ready_only: bool = False) -> List[IndexEntry]:
+        rows = [
+            IndexEntry(info.name, info.version_str, info.state.value, info.reason)
+            for info in self.models()
+            if info.ready or not ready_only
+        ]
+        if not ready_only:
+            records = self.registry.unavailable()
+            rows += [
+                IndexEntry(r.name, str(r.version) if r.version else "", ModelState.UNAVAILABLE.value, r.reason)
+                for r in records
+            ]
+            if self.control is not None:
+                listed = {row.name for row in rows}
+                rows += [IndexEntry(name) for name in self.control.repository_names() if name not in listed]
+        return sorted(rows, key=lambda row: (row.name, int(row.version or 0)))
+
+    async def load_model(self, name: str, config_json: str = "") -> None:
+        if self.control is None:
+            raise UnavailableError(MODEL_CONTROL_DISABLED)
+        await self.control.load(name, config_json)
+
+    async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
+        if self.control is None:
+            raise UnavailableError(MODEL_CONTROL_DISABLED)
+        await self.control.unload(name, unload_dependents)
 
     # --- inference -------------------------------------------------------------------------------------
 

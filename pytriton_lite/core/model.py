@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from pytriton_lite.core.served_config import ModelConfigProto, bound_model_config
-from pytriton_lite.exceptions import InvalidArgumentError, ModelExecutionError
+from pytriton_lite.exceptions import InferenceError, InvalidArgumentError, ModelExecutionError
 from pytriton_lite.model_config import ModelConfig, Tensor, is_bytes_dtype, to_triton_dtype
 from pytriton_lite.types import InferenceRequest, ModelInfo, ModelState, Request, TensorInfo
 
@@ -189,8 +189,11 @@ class Model:
 
     # --- result side (instance thread) ----------------------------------------------------------------
 
-    def postprocess(self, results: Any, requests: Sequence[Request]) -> List[Dict[str, np.ndarray]]:
-        """Validate the callable's results and turn them into per-request output dicts."""
+    def postprocess(self, results: Any, requests: Sequence[Request]) -> List[Any]:
+        """Validate the callable's results and turn them into per-request output dicts.
+
+        A result may instead be an ``InferenceError``: that request alone fails with it (a backend answering
+        some requests of a batch with an error, as Triton's python backend can)."""
         if not isinstance(results, (list, tuple)):
             raise ModelExecutionError(
                 f"Results returned by the infer function of model '{self.name}' must be a list of response dicts "
@@ -201,7 +204,10 @@ class Model:
                 f"Number of outputs returned by the infer function of model '{self.name}' ({len(results)}) "
                 f"does not match number of requests ({len(requests)})"
             )
-        return [self._one(result, request) for result, request in zip(results, requests)]
+        return [
+            result if isinstance(result, InferenceError) else self._one(result, request)
+            for result, request in zip(results, requests)
+        ]
 
     def _one(self, result: Any, request: Request) -> Dict[str, np.ndarray]:
         if not isinstance(result, dict):

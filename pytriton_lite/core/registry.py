@@ -3,6 +3,11 @@
 Every entry carries its state (LOADING, READY, UNLOADING, UNAVAILABLE) and a reason. Which versions a name
 serves is decided by the version policy of its served config (``latest N`` / ``all`` / ``specific``); a
 request that names no version goes to the highest served version. Used on the serving loop only.
+
+Beside the entries, the registry keeps ``Unavailable`` records: versions of repository models that failed to
+load (with the reason) or were unloaded (reason ``unloaded``). They have no scheduler and take no request; the
+repository index lists them, a request for such a name gets Triton's "has no available versions", and a failed
+one keeps a strict server not ready.
 """
 
 from __future__ import annotations
@@ -28,6 +33,16 @@ class Entry:
 
     def info(self) -> ModelInfo:
         return self.model.info(self.state, self.reason)
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A version that is not served: it failed to load (``failed``) or was unloaded. ``version`` 0 = none known."""
+
+    name: str
+    version: int
+    reason: str
+    failed: bool = True
 
 
 def selected_versions(policy: Any, versions: List[int]) -> List[int]:
@@ -59,6 +74,7 @@ class Registry:
     def __init__(self) -> None:
         self._by_name: Dict[str, Dict[int, Entry]] = {}
         self._keys: Dict[Tuple[str, int], Entry] = {}
+        self._unavailable: Dict[str, Dict[int, Unavailable]] = {}
 
     def add(self, entry: Entry) -> None:
         model = entry.model
@@ -94,7 +110,7 @@ class Registry:
         """The entry a request addresses (Triton's lookup and its error messages)."""
         versions = self._by_name.get(name)
         if not versions:
-            raise ModelNotFoundError(f"Request for unknown model: '{name}' is not found")
+            raise self._not_found(name)
         if not version:
             served = self.served(name)
             if served:
@@ -107,6 +123,46 @@ class Registry:
         if entry is None or number not in selected_versions(self._policy(versions), list(versions)):
             raise ModelNotFoundError(f"Request for unknown model: '{name}' version {version} is not found")
         return entry
+
+    def _not_found(self, name: str) -> ModelNotFoundError:
+        records = self._unavailable.get(name)
+        if not records:
+            return ModelNotFoundError(f"Request for unknown model: '{name}' is not found")
+        failed = [r for _, r in sorted(records.items()) if r.failed]
+        why = f": {failed[-1].reason}" if failed else ""
+        return ModelNotFoundError(f"Request for unknown model: '{name}' has no available versions{why}")
+
+    # --- versions that are not served (repository models that failed to load, or were unloaded) -----------
+
+    def set_unavailable(self, record: Unavailable) -> None:
+        self._unavailable.setdefault(record.name, {})[record.version] = record
+
+    def clear_unavailable(self, name: str, version: Optional[int] = None) -> None:
+        """Forget the records of ``name`` (one version, or all of them)."""
+        if version is None:
+            self._unavailable.pop(name, None)
+            return
+        records = self._unavailable.get(name)
+        if records is not None:
+            records.pop(version, None)
+            if not records:
+                del self._unavailable[name]
+
+    def unavailable(self) -> List[Unavailable]:
+        """Every record whose (name, version) has no entry, by name then version."""
+        return [
+            record
+            for name, records in self._unavailable.items()
+            for _, record in sorted(records.items())
+            if record.version not in self._by_name.get(name, {})
+        ]
+
+    def has_failures(self) -> bool:
+        return any(record.failed for record in self.unavailable())
+
+    def exact(self, name: str, version: int) -> Optional[Entry]:
+        """The entry registered as (``name``, ``version``), whatever the version policy says."""
+        return self._by_name.get(name, {}).get(int(version))
 
     def find(self, name: str, version: str = "") -> Optional[Entry]:
         try:

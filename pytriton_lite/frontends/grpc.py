@@ -57,8 +57,6 @@ DECOUPLED_ON_MODEL_INFER = "ModelInfer RPC doesn't support models with decoupled
 SHM_DISABLED = "Client shared memory is disabled. Start the server with '--allow-client-shm=true' to enable."
 
 NOT_OFFERED = {  # RPC -> why it answers UNIMPLEMENTED
-    "RepositoryModelLoad": "explicit model load is not supported: models are bound with Triton.bind()",
-    "RepositoryModelUnload": "explicit model unload is not supported: models are bound with Triton.bind()",
     "SystemSharedMemoryRegister": SHM_DISABLED,
     "SystemSharedMemoryUnregister": SHM_DISABLED,
     "CudaSharedMemoryRegister": SHM_DISABLED,
@@ -166,8 +164,28 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def RepositoryIndex(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if request.repository_name:
             raise _answer("UNIMPLEMENTED", "'repository_name' specification is not supported")
-        models = [m for m in self._dataplane.models() if m.ready or not request.ready]
-        return grpc_codec.repository_index_response(model_json.repository_index(models))
+        rows = [row.as_dict() for row in self._dataplane.repository_index(bool(request.ready))]
+        return grpc_codec.repository_index_response(rows)
+
+    async def RepositoryModelLoad(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Load; ``parameters["config"].string_param`` is a JSON ModelConfig overriding config.pbtxt."""
+        if request.repository_name:
+            raise _answer("UNIMPLEMENTED", "'repository_name' specification is not supported")
+        parameters = request.parameters
+        files = [key for key in parameters if key.startswith("file:")]
+        if files:
+            raise _answer("UNIMPLEMENTED", f"load with model files in the request ({files[0]!r}) is not supported")
+        config = parameters["config"].string_param if "config" in parameters else ""
+        await self._dataplane.load_model(request.model_name, config)
+        return service_pb2.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if request.repository_name:
+            raise _answer("UNIMPLEMENTED", "'repository_name' specification is not supported")
+        parameters = request.parameters
+        dependents = bool(parameters["unload_dependents"].bool_param) if "unload_dependents" in parameters else False
+        await self._dataplane.unload_model(request.model_name, dependents)
+        return service_pb2.RepositoryModelUnloadResponse()
 
     # --- shared memory: no region is ever registered (the other RPCs are NOT_OFFERED) -------------------
 

@@ -30,7 +30,6 @@ from pytriton_lite.exceptions import (
     InferenceError,
     InvalidArgumentError,
     PyTritonError,
-    UnavailableError,
     UnsupportedError,
 )
 from pytriton_lite.frontends._uvicorn import DEFAULT_GRACEFUL_SHUTDOWN_S, EmbeddedServer
@@ -45,7 +44,6 @@ GENERATE_ONE_RESPONSE = (
     "various number of responses"
 )
 SHM_DISABLED = "Client shared memory is disabled. Start the server with '--allow-client-shm=true' to enable."
-MODEL_CONTROL_DISABLED = "explicit model load / unload is not allowed if polling is enabled"
 DEFAULT_KEEP_ALIVE_S = 75  # tritonclient and perf_analyzer keep pooled connections open for long
 API_GROUPS = TRITON_API_GROUPS  # the groups of --http-restricted-api (defined once, in config)
 
@@ -117,6 +115,20 @@ class _Request:
 async def _respond(request: _Request, status: int, body: bytes = b"", headers: Headers = (_JSON,)) -> None:
     await request.start(status, [*headers, (b"content-length", str(len(body)).encode())])
     await request.send({"type": "http.response.body", "body": body})
+
+
+def _parameters(body: bytes, model: str, action: str) -> Dict[str, Any]:
+    """The ``parameters`` object of a load/unload body (an empty body has none)."""
+    if not body.strip():
+        return {}
+    try:
+        document = http_codec.loads_json(body)
+    except (ValueError, RecursionError):
+        document = None
+    parameters = document.get("parameters", {}) if isinstance(document, dict) else None
+    if not isinstance(parameters, dict):
+        raise InvalidArgumentError(f"failed to parse the request JSON buffer for model '{model}' {action}")
+    return parameters
 
 
 async def _respond_json(request: _Request, data: Any) -> None:
@@ -338,23 +350,38 @@ class HttpApp:
     ) -> None:
         if repository is not None:
             raise UnsupportedError("'repository_name' specification is not supported")
-        if action is not None:  # load / unload: models are bound in code, never loaded from a repository
-            raise UnavailableError(MODEL_CONTROL_DISABLED)
         body = await request.body()
-        ready_only = False
+        if action is not None and model is not None:
+            await self._model_control(model, action, _parameters(body, model, action))
+            await _respond_empty(request)
+            return
+        ready_only: Any = False
         if body.strip():
             try:
                 document = http_codec.loads_json(body)
             except (ValueError, RecursionError):
-                raise InvalidArgumentError("Invalid value for 'ready': expected a boolean") from None
-            if not isinstance(document, dict):
+                document = None
+            ready_only = document.get("ready", False) if isinstance(document, dict) else None
+            if not isinstance(ready_only, bool):
                 raise InvalidArgumentError("Invalid value for 'ready': expected a boolean")
-            ready = document.get("ready", False)
-            if not isinstance(ready, bool):
-                raise InvalidArgumentError("Invalid value for 'ready': expected a boolean")
-            ready_only = ready
-        models = [m for m in self.dataplane.models() if m.ready or not ready_only]
-        await _respond_json(request, model_json.repository_index(models))
+        await _respond_json(request, [row.as_dict() for row in self.dataplane.repository_index(ready_only)])
+
+    async def _model_control(self, model: str, action: str, parameters: Dict[str, Any]) -> None:
+        """Load (``parameters.config``: a JSON ModelConfig overriding config.pbtxt) or unload
+        (``parameters.unload_dependents``); 503 UNAVAILABLE unless the server runs in explicit mode."""
+        if action == "unload":
+            dependents = parameters.get("unload_dependents", False)
+            if not isinstance(dependents, bool):
+                raise InvalidArgumentError("'unload_dependents' parameter must be a boolean")
+            await self.dataplane.unload_model(model, dependents)
+            return
+        files = [key for key in parameters if key.startswith("file:")]
+        if files:
+            raise UnsupportedError(f"load with model files in the request ({files[0]!r}) is not supported")
+        config = parameters.get("config", "")
+        if not isinstance(config, str):
+            raise InvalidArgumentError(f"failed to load '{model}', failed to poll from model repository")
+        await self.dataplane.load_model(model, config)
 
     async def _shared_memory(self, request: _Request, kind: str, region: Optional[str], action: str) -> None:
         if action != "status":

@@ -35,7 +35,17 @@ from pytriton_lite.client.exceptions import (
 )
 from pytriton_lite.config import TritonConfig
 from pytriton_lite.decorators import batch
-from pytriton_lite.model_config import ModelConfig, Tensor, TritonModelConfig
+from pytriton_lite.model_config import (
+    DeviceKind,
+    DynamicBatcher,
+    ModelConfig,
+    ModelWarmup,
+    QueuePolicy,
+    Tensor,
+    TimeoutAction,
+    TritonModelConfig,
+    WarmupInput,
+)
 
 HAS_HTTP = importlib.util.find_spec("pytriton_lite.frontends.http") is not None
 HAS_GRPC = importlib.util.find_spec("pytriton_lite.frontends.grpc") is not None
@@ -244,6 +254,33 @@ def test_model_config(server, protocol):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_model_config_keeps_every_served_field(server, protocol):
+    batcher = DynamicBatcher(
+        max_queue_delay_microseconds=100,
+        preferred_batch_size=[2, 4],
+        preserve_ordering=True,
+        priority_levels=2,
+        default_priority_level=1,
+        default_queue_policy=QueuePolicy(TimeoutAction.DELAY, 5000, True, 7),
+        priority_queue_policy={2: QueuePolicy(max_queue_size=3)},
+    )
+    warmup = [ModelWarmup("w", batch_size=2, inputs={"x": WarmupInput(FP32, (3,), zero_data=True)}, count=2)]
+    config = ModelConfig(max_batch_size=4, batcher=batcher, model_warmup=warmup)
+
+    def identity(requests):
+        return [{"y": r["x"]} for r in requests]
+
+    vec, out = [Tensor(name="x", shape=(-1,), dtype=FP32)], [Tensor(name="y", shape=(-1,), dtype=FP32)]
+    server.triton.bind("configured", [identity, identity], vec, out, config=config)
+    with ModelClient(server.url(protocol), "configured") as client:
+        served = client.model_config
+    assert served.batcher == batcher
+    assert served.model_warmup == warmup
+    assert served.instance_group == {DeviceKind.KIND_CPU: 2}
+    assert served.backend == "python" and served.served_config["version_policy"] == {"all": {}}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_wait_for_model_and_server(server, protocol):
     with ModelClient(server.url(protocol), "double") as client:
         client.wait_for_server(5)
@@ -252,18 +289,123 @@ def test_wait_for_model_and_server(server, protocol):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_unknown_model_fails_fast(server, protocol):
-    # With PyTriton this polls until init_timeout_s and raises a timeout; here the 404/NOT_FOUND ends it.
-    with pytest.raises(PyTritonClientModelUnavailableError, match="missing"):
-        ModelClient(server.url(protocol), "missing", lazy_init=False, init_timeout_s=60)
-    with ModelClient(server.url(protocol), "missing", init_timeout_s=60) as client:
-        with pytest.raises(PyTritonClientModelUnavailableError):
-            client.wait_for_model(60)
-        with pytest.raises(PyTritonClientModelUnavailableError):
+def test_unknown_model_times_out_naming_the_models_the_server_knows(server, protocol):
+    # As PyTriton: polled until init_timeout_s, then PyTritonClientTimeoutError (here also ModelUnavailable).
+    known = "the models it knows: 'add', 'bytes_echo', 'double', 'echo_params'"
+    with pytest.raises(PyTritonClientTimeoutError, match=known) as raised:
+        ModelClient(server.url(protocol), "missing", lazy_init=False, init_timeout_s=SHORT_TIMEOUT_S)
+    assert isinstance(raised.value, PyTritonClientModelUnavailableError)
+    assert "Waiting for model missing/<latest> to be ready timed out" in raised.value.message
+    with ModelClient(server.url(protocol), "missing", init_timeout_s=SHORT_TIMEOUT_S) as client:
+        with pytest.raises(PyTritonClientModelUnavailableError, match="does not know model 'missing'"):
+            client.wait_for_model(SHORT_TIMEOUT_S)
+        with pytest.raises(PyTritonClientTimeoutError, match="does not know model 'missing'"):
             client.infer_sample(np.ones(1, FP32))
-    with ModelClient(server.url(protocol), "double", model_version="7", init_timeout_s=60) as client:
-        with pytest.raises(PyTritonClientModelUnavailableError):
+    with ModelClient(server.url(protocol), "double", model_version="7", init_timeout_s=SHORT_TIMEOUT_S) as client:
+        with pytest.raises(PyTritonClientModelUnavailableError, match=r"versions 1: READY\) but not version 7"):
             client.infer_sample(np.ones(1, FP32))
+
+
+LATE_CLIENTS = [
+    pytest.param("sync", "http", marks=NEEDS_HTTP),
+    pytest.param("sync", "grpc", marks=NEEDS_GRPC),
+    pytest.param("futures", "http", marks=NEEDS_HTTP),
+    pytest.param("futures", "grpc", marks=NEEDS_GRPC),
+    pytest.param("asyncio", "http", marks=NEEDS_HTTP),
+    pytest.param("asyncio", "grpc", marks=NEEDS_GRPC),
+    pytest.param("decoupled", "grpc", marks=NEEDS_GRPC),
+    pytest.param("asyncio_decoupled", "grpc", marks=NEEDS_GRPC),
+]
+
+
+def _late_result(kind: str, url: str, name: str) -> List[Any]:
+    """Results from a client of ``kind`` created (and initialised) before ``name`` is bound."""
+    x = np.array([3.0], FP32)
+    if kind == "sync":
+        with ModelClient(url, name, lazy_init=False, init_timeout_s=60) as client:
+            return [client.infer_sample(x)["y"].tolist()]
+    if kind == "futures":
+        with FuturesModelClient(url, name, init_timeout_s=60) as futures:
+            return [futures.infer_sample(x).result(60)["y"].tolist()]
+    if kind == "decoupled":
+        with DecoupledModelClient(url, name, lazy_init=False, init_timeout_s=60) as stream:
+            return [r["y"].tolist() for r in stream.infer_sample(x)]
+
+    async def main() -> List[Any]:
+        if kind == "asyncio":
+            async with AsyncioModelClient(url, name, lazy_init=False, init_timeout_s=60) as client:
+                return [(await client.infer_sample(x))["y"].tolist()]
+        async with AsyncioDecoupledModelClient(url, name, lazy_init=False, init_timeout_s=60) as client:
+            return [r["y"].tolist() async for r in client.infer_sample(x)]
+
+    return _run(main())
+
+
+@pytest.mark.parametrize("kind, protocol", LATE_CLIENTS)
+def test_clients_wait_for_a_model_bound_after_they_start(server, kind, protocol):
+    decoupled = "decoupled" in kind
+    bound = threading.Event()
+
+    def identity(requests):
+        return [{"y": r["x"]} for r in requests]
+
+    def stream(requests):
+        for i in range(2):
+            yield [{"y": r["x"] + i} for r in requests]
+
+    def bind() -> None:
+        spec = [Tensor(name="x", shape=(-1,), dtype=FP32)], [Tensor(name="y", shape=(-1,), dtype=FP32)]
+        config = ModelConfig(batching=False, decoupled=decoupled)
+        server.triton.bind("late", stream if decoupled else identity, *spec, config=config)
+        bound.set()
+
+    timer = threading.Timer(0.3, bind)  # the client starts while the server answers 404 / NOT_FOUND for "late"
+    timer.start()
+    try:
+        result = _late_result(kind, server.url(protocol), "late")
+    finally:
+        timer.join(GATE_TIMEOUT_S)
+    assert bound.is_set()
+    assert result == ([[3.0], [4.0]] if decoupled else [[3.0]])
+
+
+HAS_REPOSITORY = importlib.util.find_spec("pytriton_lite.repository.control") is not None
+PYTHON_MODEL = """
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [
+            pb_utils.InferenceResponse([pb_utils.Tensor("y", pb_utils.get_input_tensor_by_name(r, "x").as_numpy())])
+            for r in requests
+        ]
+"""
+PINNED_CONFIG = """
+name: "pinned"
+backend: "python"
+version_policy: { specific: { versions: [1] } }
+input [ { name: "x" data_type: TYPE_FP32 dims: [ -1 ] } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ -1 ] } ]
+"""
+
+
+@pytest.mark.skipif(not HAS_REPOSITORY, reason="model repository (pytriton_lite.repository) not written yet")
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_version_outside_a_specific_policy_fails_at_once(triton_server, tmp_path, protocol):
+    (tmp_path / "pinned" / "1").mkdir(parents=True)
+    (tmp_path / "pinned" / "config.pbtxt").write_text(PINNED_CONFIG)
+    (tmp_path / "pinned" / "1" / "model.py").write_text(PYTHON_MODEL)
+    triton = triton_server(TritonConfig(allow_http=HAS_HTTP, allow_grpc=HAS_GRPC, model_repository=tmp_path))
+    url = triton.http_url if protocol == "http" else triton.grpc_url
+    with ModelClient(url, "pinned", model_version="1") as client:
+        assert client.infer_sample(np.ones(2, FP32))["y"].tolist() == [1.0, 1.0]
+        served = client.model_config.served_config["version_policy"]["specific"]["versions"]
+        assert [str(v) for v in served] == ["1"]  # HTTP serves numbers, gRPC proto-JSON strings
+    # version 2 can never be served: no wait for init_timeout_s, and not a timeout
+    with pytest.raises(PyTritonClientModelUnavailableError, match="version 2 is not one of them") as raised:
+        ModelClient(url, "pinned", model_version="2", lazy_init=False, init_timeout_s=60)
+    assert not isinstance(raised.value, PyTritonClientTimeoutError)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -411,8 +553,8 @@ def test_futures_errors_and_close(server, protocol):
     with pytest.raises(PyTritonClientClosedError):
         client.infer_sample(np.ones(1, FP32))
     client.close()  # idempotent
-    unknown = FuturesModelClient(server.url(protocol), "missing")
-    with pytest.raises(PyTritonClientModelUnavailableError):
+    unknown = FuturesModelClient(server.url(protocol), "missing", init_timeout_s=SHORT_TIMEOUT_S)
+    with pytest.raises(PyTritonClientTimeoutError, match="does not know model 'missing'"):
         unknown.infer_sample(np.ones(1, FP32)).result(30)
     unknown.close(wait=False)
 
@@ -423,13 +565,6 @@ def test_futures_close_waits_for_queued_requests(server, protocol):
     futures: List[Future] = [client.infer_sample(np.full(1, i, FP32)) for i in range(5)]
     client.close(wait=True)
     assert [f.result(0)["y"].tolist() for f in futures] == [[2.0 * i] for i in range(5)]
-
-
-def test_futures_argument_checks():
-    with pytest.raises(ValueError):
-        FuturesModelClient("http://127.0.0.1:1", "m", max_workers=0)
-    with pytest.raises(ValueError):
-        FuturesModelClient("http://127.0.0.1:1", "m", max_queue_size=0)
 
 
 # --- AsyncioModelClient -----------------------------------------------------------------------------
@@ -467,7 +602,7 @@ def test_asyncio_client_errors(server, protocol):
                 errors[name] = exc
 
         async def unknown_model():
-            async with AsyncioModelClient(url, "missing", lazy_init=False, init_timeout_s=60):
+            async with AsyncioModelClient(url, "missing", lazy_init=False, init_timeout_s=SHORT_TIMEOUT_S):
                 pass
 
         await capture("unknown", unknown_model())
@@ -489,7 +624,9 @@ def test_asyncio_client_errors(server, protocol):
 
     errors = _run(main())
     server.gates.release.set()
+    assert isinstance(errors["unknown"], PyTritonClientTimeoutError)
     assert isinstance(errors["unknown"], PyTritonClientModelUnavailableError)
+    assert "does not know model 'missing'" in str(errors["unknown"])
     assert isinstance(errors["batching"], PyTritonClientModelDoesntSupportBatchingError)
     assert isinstance(errors["timeout"], PyTritonClientTimeoutError)
     assert isinstance(errors["server"], PyTritonClientInferenceServerError) and "boom" in str(errors["server"])
@@ -530,8 +667,8 @@ def test_decoupled_client_argument_and_model_checks(server):
         with pytest.raises(PyTritonClientValueError):
             client.infer_sample(np.ones(1, FP32), headers={"a": "b"})
         assert len(list(client.infer_sample(np.ones(1, FP32)))) == 3  # the failed calls left it usable
-    with pytest.raises(PyTritonClientModelUnavailableError):
-        DecoupledModelClient(server.url("grpc"), "missing", lazy_init=False, init_timeout_s=60)
+    with pytest.raises(PyTritonClientTimeoutError, match="does not know model 'missing'"):
+        DecoupledModelClient(server.url("grpc"), "missing", lazy_init=False, init_timeout_s=SHORT_TIMEOUT_S)
 
 
 @NEEDS_GRPC

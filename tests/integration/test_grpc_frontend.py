@@ -190,8 +190,8 @@ def test_statistics_and_repository_index(client):
 
 
 def test_unsupported_rpcs_answer_unimplemented(client):
-    _expect_error("UNIMPLEMENTED", "not supported", client.load_model, "identity")
-    _expect_error("UNIMPLEMENTED", "not supported", client.unload_model, "identity")
+    _expect_error("UNAVAILABLE", "explicit model load / unload is not allowed", client.load_model, "identity")
+    _expect_error("UNAVAILABLE", "explicit model load / unload is not allowed", client.unload_model, "identity")
     _expect_error("UNIMPLEMENTED", "shared memory is disabled", client.register_system_shared_memory, "r", "/k", 64)
     _expect_error("UNIMPLEMENTED", "shared memory is disabled", client.unregister_system_shared_memory)
     _expect_error("UNIMPLEMENTED", "shared memory is disabled", client.unregister_cuda_shared_memory)
@@ -844,6 +844,9 @@ class _StubPlane:
         return self._answer(True)
 
     def models(self):
+        return self._answer([])
+
+    def repository_index(self, ready_only=False):
         return self._answer([])
 
 

@@ -466,3 +466,30 @@ def test_async_generator_stream_error_fails_only_its_request(loop):
     first, second = run(loop, scenario())
     assert first[0] == 0.0 and "division by zero" in first[1] and second == [1.0]
     dp.stop_models()
+
+
+def test_a_per_request_error_fails_only_that_request_of_the_batch(loop):
+    gate = threading.Event()
+
+    def some_fail(requests):
+        assert gate.wait(10)
+        return [InvalidArgumentError("negative") if float(r["x"].ravel()[0]) < 0 else {"y": r["x"]} for r in requests]
+
+    dp = make(
+        loop, some_fail, ModelConfig(max_batch_size=8, batcher=DynamicBatcher(max_queue_delay_microseconds=50_000))
+    )
+
+    async def scenario():
+        good = InferenceRequest("m", inputs={"x": np.ones((1, 2), np.float32)})
+        bad = InferenceRequest("m", inputs={"x": -np.ones((1, 2), np.float32)})
+        tasks = [asyncio.ensure_future(dp.infer(r)) for r in (good, bad, good)]
+        await asyncio.sleep(0.1)
+        gate.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    first, second, third = loop.run_until_complete(scenario())
+    assert isinstance(second, InvalidArgumentError)
+    assert first.outputs["y"].tolist() == [[1.0, 1.0]] and third.outputs["y"].tolist() == [[1.0, 1.0]]
+    stats = dp.entry("m").stats
+    assert stats.execution_count == 1 and stats.success.count == 2 and stats.failures["OTHER"] == 1
+    dp.stop_models()

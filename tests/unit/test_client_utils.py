@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import socket
 import types
 
@@ -13,7 +15,6 @@ from pytriton_lite.client import DecoupledModelClient, FuturesModelClient, Model
 from pytriton_lite.client import exceptions as exc_module
 from pytriton_lite.client._base import build_request, name_inputs, validate_input, verify_inputs_args, verify_parameters
 from pytriton_lite.client._errors import inference_error
-from pytriton_lite.client.auth import create_auth_headers, extract_access_token_from_headers
 from pytriton_lite.client.exceptions import (
     PyTritonClientError,
     PyTritonClientInferenceServerError,
@@ -78,14 +79,6 @@ def test_exception_hierarchy():
         assert error.message == "text" and str(error) == "text"
     assert issubclass(PyTritonClientInvalidUrlError, PyTritonClientValueError)
     assert issubclass(NotSupportedTimeoutWarning, PyTritonWarning) and issubclass(PyTritonWarning, UserWarning)
-
-
-def test_auth_headers():
-    assert create_auth_headers(None) == {}
-    assert create_auth_headers("tok") == {"triton-access-token": "tok"}
-    assert create_auth_headers("tok", "grpc") == {"triton-grpc-protocol-triton-access-token": "tok"}
-    assert extract_access_token_from_headers({"Triton-Access-Token": "a"}) == "a"
-    assert extract_access_token_from_headers({"other": "b"}) is None
 
 
 def test_argument_checks():
@@ -207,5 +200,219 @@ def test_wait_for_server_times_out_when_nothing_listens(scheme):
 def test_futures_client_argument_checks():
     with pytest.raises(ValueError):
         FuturesModelClient("http://127.0.0.1:1", "m", max_workers=0)
-    with pytest.raises(ValueError):
-        FuturesModelClient("http://127.0.0.1:1", "m", max_queue_size=-1)
+    for size in (0, -1):
+        with pytest.raises(ValueError):
+            FuturesModelClient("http://127.0.0.1:1", "m", max_queue_size=size)
+
+
+# --- PyTriton's signatures (issue 11) -------------------------------------------------------------------------
+
+
+def _params(func):
+    return list(inspect.signature(func).parameters)
+
+
+def test_utils_signatures_match_pytriton():
+    from pytriton_lite.client import utils
+
+    assert _params(utils.wait_for_server_ready) == ["client", "timeout_s", "headers"]
+    assert _params(utils.wait_for_model_ready) == ["client", "model_name", "model_version", "timeout_s", "headers"]
+    assert _params(utils.get_model_config) == ["client", "model_name", "model_version", "timeout_s", "headers"]
+    assert _params(utils.get_model_state) == ["client", "model_name", "model_version", "headers"]
+    assert _params(utils.create_client_from_url) == ["url", "network_timeout_s"]
+
+
+def test_asyncio_utils_signatures_match_pytriton():
+    from pytriton_lite.client import asyncio_utils
+
+    assert _params(asyncio_utils.asyncio_wait_for_server_ready)[:2] == ["asyncio_client", "sleep_time_s"]
+    assert _params(asyncio_utils.asyncio_wait_for_model_status_loaded)[:4] == [
+        "asyncio_client",
+        "model_name",
+        "sleep_time_s",
+        "model_version",
+    ]
+    assert _params(asyncio_utils.asyncio_wait_for_model_ready) == [
+        "asyncio_client",
+        "model_name",
+        "model_version",
+        "timeout_s",
+    ]
+    assert inspect.signature(asyncio_utils.asyncio_wait_for_model_ready).parameters["timeout_s"].default == 60.0
+    assert _params(asyncio_utils.asyncio_get_model_config) == ["client", "model_name", "model_version", "timeout_s"]
+    assert _params(asyncio_utils.asyncio_get_model_state) == ["client", "model_name", "model_version"]
+
+
+class _FakeServer:
+    """What a tritonclient.http client would answer: the model becomes ready after ``ready_after`` polls."""
+
+    def __init__(self, ready_after=0, config=None, index=None):
+        self.calls = []
+        self.polls = 0
+        self.ready_after = ready_after
+        self.config = config or {"name": "m", "max_batch_size": 0}
+        self.index = [{"name": "m", "version": "1", "state": "READY"}] if index is None else index
+
+    def _record(self, method, headers):
+        self.calls.append((method, headers))
+
+    def is_server_ready(self, headers=None):
+        self._record("is_server_ready", headers)
+        return True
+
+    def is_server_live(self, headers=None):
+        self._record("is_server_live", headers)
+        return True
+
+    def is_model_ready(self, model_name, model_version="", headers=None):
+        self._record("is_model_ready", headers)
+        self.polls += 1
+        return self.polls > self.ready_after
+
+    def get_model_config(self, model_name, model_version="", headers=None):
+        self._record("get_model_config", headers)
+        return self.config
+
+    def get_model_repository_index(self, headers=None):
+        self._record("get_model_repository_index", headers)
+        return self.index
+
+
+class _FakeAioServer(_FakeServer):
+    async def is_server_ready(self, headers=None):
+        return super().is_server_ready(headers)
+
+    async def is_server_live(self, headers=None):
+        return super().is_server_live(headers)
+
+    async def is_model_ready(self, model_name, model_version="", headers=None):
+        return super().is_model_ready(model_name, model_version, headers)
+
+    async def get_model_config(self, model_name, model_version="", headers=None):
+        return super().get_model_config(model_name, model_version, headers)
+
+    async def get_model_repository_index(self, headers=None):
+        return super().get_model_repository_index(headers)
+
+
+def test_headers_reach_every_call():
+    from pytriton_lite.client.utils import get_model_config, wait_for_model_ready
+
+    headers = {"triton-access-token": "tok"}
+    server = _FakeServer(ready_after=1)
+    wait_for_server_ready(server, timeout_s=5, headers=headers)
+    wait_for_model_ready(server, "m", timeout_s=5, headers=headers)
+    config = get_model_config(server, "m", timeout_s=5, headers=headers)
+    assert get_model_state(server, "m", headers=headers) is ModelState.READY
+    assert config.model_name == "m"
+    methods = {method for method, _ in server.calls}
+    assert methods == {
+        "is_server_ready",
+        "is_server_live",
+        "is_model_ready",
+        "get_model_config",
+        "get_model_repository_index",
+    }
+    assert all(seen == headers for _, seen in server.calls)
+    assert all(seen is not headers for _, seen in server.calls)  # a copy each time: plugins may add to it
+
+
+def test_wait_for_model_times_out_listing_the_known_models():
+    from pytriton_lite.client.utils import wait_for_model_ready
+
+    server = _FakeServer(ready_after=10**9, index=[{"name": "a", "version": "1", "state": "READY"}, {"name": "b"}])
+    with pytest.raises(PyTritonClientTimeoutError, match="Waiting for model missing/<latest> to be ready timed out"):
+        wait_for_model_ready(server, "missing", timeout_s=0.05)
+    with pytest.raises(PyTritonClientModelUnavailableError, match="the models it knows: 'a', 'b'"):
+        wait_for_model_ready(server, "missing", timeout_s=0.05)
+
+
+def test_wait_for_model_fails_at_once_for_a_version_outside_a_specific_policy():
+    from pytriton_lite.client.utils import wait_for_model_ready
+
+    config = {"name": "m", "version_policy": {"specific": {"versions": ["1", "3"]}}}
+    server = _FakeServer(ready_after=10**9, config=config)
+    with pytest.raises(PyTritonClientModelUnavailableError, match="version 2 is not one of them") as raised:
+        wait_for_model_ready(server, "m", "2", timeout_s=60)
+    assert not isinstance(raised.value, PyTritonClientTimeoutError)
+    assert server.polls == 1
+    # listed versions, other policies and no version at all are waited for
+    for version, policy in (
+        ("3", config["version_policy"]),
+        ("2", {"all": {}}),
+        ("2", {"latest": {"num_versions": 1}}),
+    ):
+        waiting = _FakeServer(ready_after=3, config={"name": "m", "version_policy": policy})
+        wait_for_model_ready(waiting, "m", version, timeout_s=10)
+        assert waiting.polls == 4
+
+
+def test_asyncio_wait_for_server_ready_polls_every_sleep_time_s(monkeypatch):
+    from pytriton_lite.client import asyncio_utils
+
+    delays = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay):
+        delays.append(delay)
+        await real_sleep(0)
+
+    class NotReadyTwice(_FakeAioServer):
+        async def is_server_ready(self, headers=None):
+            self.polls += 1
+            return self.polls > 2
+
+    monkeypatch.setattr(asyncio_utils.asyncio, "sleep", recording_sleep)
+    asyncio.run(asyncio_utils.asyncio_wait_for_server_ready(NotReadyTwice(), 0.25))
+    assert delays == [0.25, 0.25]
+
+
+def test_asyncio_wait_for_model_status_loaded():
+    from pytriton_lite.client import asyncio_utils
+
+    server = _FakeAioServer(ready_after=2)
+    asyncio.run(asyncio_utils.asyncio_wait_for_model_status_loaded(server, "m", 0.001))
+    assert server.polls == 3
+
+    never = _FakeAioServer(ready_after=10**9)
+    with pytest.raises(asyncio.TimeoutError):  # no deadline of its own, as PyTriton's: the caller bounds it
+        asyncio.run(asyncio.wait_for(asyncio_utils.asyncio_wait_for_model_status_loaded(never, "x", 0.001), 0.05))
+    with pytest.raises(PyTritonClientModelUnavailableError, match="does not know model 'x'; the models it knows: 'm'"):
+        asyncio.run(asyncio_utils.asyncio_wait_for_model_status_loaded(never, "x", 0.001, timeout_s=0.05))
+    specific = _FakeAioServer(
+        ready_after=10**9, config={"name": "m", "version_policy": {"specific": {"versions": [1]}}}
+    )
+    with pytest.raises(PyTritonClientModelUnavailableError, match="version 5 is not one of them"):
+        asyncio.run(asyncio_utils.asyncio_wait_for_model_status_loaded(specific, "m", 0.001, "5", timeout_s=60))
+
+
+def test_asyncio_wait_for_model_ready_and_config():
+    from pytriton_lite.client import asyncio_utils
+
+    server = _FakeAioServer(ready_after=1)
+    asyncio.run(asyncio_utils.asyncio_wait_for_model_ready(asyncio_client=server, model_name="m", timeout_s=5))
+    config = asyncio.run(asyncio_utils.asyncio_get_model_config(server, "m", timeout_s=5))
+    assert config.model_name == "m"
+    assert asyncio.run(asyncio_utils.asyncio_get_model_state(server, "m")) is ModelState.READY
+    never = _FakeAioServer(ready_after=10**9)
+    with pytest.raises(PyTritonClientTimeoutError, match="timed out after 0.05 s"):
+        asyncio.run(asyncio_utils.asyncio_wait_for_model_ready(never, "m", "1", timeout_s=0.05))
+
+
+def test_timeout_messages_explain_what_the_server_knows():
+    from pytriton_lite.client._readiness import ModelNotFoundTimeoutError, model_wait_timeout
+
+    entries = [("m", "1", "READY", ""), ("m", "2", "UNAVAILABLE", "load failed: boom"), ("n", "", "", "")]
+    unknown = model_wait_timeout("x", "", 1.5, entries)
+    assert isinstance(unknown, ModelNotFoundTimeoutError) and isinstance(unknown, PyTritonClientTimeoutError)
+    assert "timed out after 1.5 s" in unknown.message and "the models it knows: 'm', 'n'" in unknown.message
+    no_version = model_wait_timeout("m", "7", 1, entries)
+    assert isinstance(no_version, ModelNotFoundTimeoutError)
+    assert "versions 1: READY, 2: UNAVAILABLE (load failed: boom)" in no_version.message
+    assert "but not version 7" in no_version.message
+    not_ready = model_wait_timeout("m", "2", 1, entries)
+    assert type(not_ready) is PyTritonClientTimeoutError and "load failed: boom" in not_ready.message
+    empty = model_wait_timeout("x", "", 1, [])
+    assert "the models it knows: none" in empty.message
+    unread = model_wait_timeout("x", "", 1, None, "401: restricted")
+    assert type(unread) is PyTritonClientTimeoutError and "could not be read: 401: restricted" in unread.message

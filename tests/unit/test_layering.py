@@ -107,7 +107,8 @@ def test_client_uses_only_tritonclient():
 
 
 @pytest.mark.parametrize(
-    "module", ["types.py", "model_config.py", "exceptions.py", "decorators.py", "_dtypes.py", "_triton_context.py"]
+    "module",
+    ["types.py", "model_config", "constants.py", "exceptions.py", "decorators.py", "_dtypes.py", "_triton_context.py"],
 )
 def test_base_modules_stay_at_the_bottom(module):
     forbidden = TRANSPORTS + (
