@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -347,11 +348,18 @@ def test_vllm_style_with_curl(example_server) -> None:
     assert "Traceback" not in server.output, server.output
 
 
+OWN_TEST_MODULES = {"model_repository": "test_model_repository_example.py"}
+
+
 def test_every_example_is_exercised() -> None:
     """A new examples/ directory must be added to the lists above (and have a README)."""
     directories = {p.name for p in EXAMPLES_DIR.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))}
     covered = {e.name for e in SERVER_CLIENT_EXAMPLES} | set(SINGLE_SCRIPT_EXAMPLES)
     covered |= {c.example for c in STREAMING_CLIENTS} | set(STREAMING_CURL_EXAMPLES)
+    # examples with a test module of their own
+    for name, module in OWN_TEST_MODULES.items():
+        assert (pathlib.Path(__file__).parent / module).is_file(), f"examples/{name} has no {module}"
+        covered.add(name)
     assert directories == covered
     for name in directories:
         assert (EXAMPLES_DIR / name / "README.md").is_file(), f"examples/{name} has no README.md"

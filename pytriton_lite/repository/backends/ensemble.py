@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-from typing import TYPE_CHECKING, Any, Awaitable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -67,11 +67,16 @@ class EnsembleRunner:
         self._initial_waiting = {step.index: len(step.needs) for step in plan.steps}
         self._start = [step for step in plan.steps if not step.needs]
 
-    async def infer(self, requests: List[Request]) -> List[_Outputs]:
-        """The infer callable: one output dict per client request, in order."""
+    async def infer(self, requests: List[Request]) -> List[Any]:
+        """The infer callable: one output dict per client request, in order; a request whose graph failed
+        gets its ``InferenceError`` in its place (the core fails that request alone)."""
         if len(requests) == 1:
             return [await self.run(requests[0])]
-        return await _all_or_first_error([self.run(request) for request in requests])
+        results = await asyncio.gather(*(self.run(request) for request in requests), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, InferenceError):
+                raise result  # not a step's answer: fail the batch
+        return list(results)
 
     async def run(self, request: Request) -> _Outputs:
         """One client request through the graph: each step starts as soon as its last input is there."""
@@ -190,25 +195,6 @@ async def _cancel(tasks: Any) -> None:
     for task in tasks:  # finished but not looked at, because another step's error came first
         if task.done() and not task.cancelled():
             task.exception()
-
-
-async def _all_or_first_error(coroutines: Sequence[Awaitable[_Outputs]]) -> List[_Outputs]:
-    """Run ``coroutines`` concurrently; their results in order, or the first error (the rest cancelled)."""
-    tasks: List[asyncio.Future[_Outputs]] = [asyncio.ensure_future(c) for c in coroutines]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in tasks:  # the first failed one in request order
-            if task in done and task.exception() is not None:
-                raise _exception(task)
-        return [task.result() for task in tasks]
-    finally:
-        await _cancel(tasks)
-
-
-def _exception(task: asyncio.Future[_Outputs]) -> BaseException:
-    error = task.exception()
-    assert error is not None
-    return error
 
 
 __all__ = ["BACKEND", "MIN_CONCURRENCY", "EnsembleBackend", "EnsembleRunner"]
