@@ -171,6 +171,9 @@ class CancelledError(InferenceError):
 class ModelExecutionError(InferenceError):
     """The infer callable raised, or returned results that fail validation."""
 
+    #: the message of the callable's own exception, without its type (what a stream's error event carries)
+    model_message: Optional[str] = None
+
     http_status = 500
     grpc_code = "INTERNAL"
     reason = "BACKEND"

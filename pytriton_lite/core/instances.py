@@ -170,6 +170,7 @@ class Instance:
             return exc
         LOGGER.warning("Model '%s' (instance %d) failed", self.model.name, self.index, exc_info=exc)
         error = ModelExecutionError(_describe(exc))
+        error.model_message = str(exc) or type(exc).__name__
         if isinstance(exc, PyTritonUnrecoverableError):
             error = ModelExecutionError(
                 f"{_describe(exc)} (unrecoverable error: the server stops, no further inferences possible)"

@@ -29,6 +29,7 @@ from pytriton_lite.exceptions import (
     DecoupledModelError,
     InferenceError,
     InvalidArgumentError,
+    ModelExecutionError,
     PyTritonError,
     UnsupportedError,
 )
@@ -485,13 +486,19 @@ class HttpApp:
     async def _send_events(request: _Request, stream: AsyncIterator[Any], label: str) -> None:
         """Server-sent events. The first response decides the status; later errors travel in-stream."""
         responses = stream.__aiter__()
+        send = request.send
         try:
             first = await responses.__anext__()
         except StopAsyncIteration:
             first = None
+        except ModelExecutionError as exc:  # the model itself failed: like Triton, an event under the 200
+            await request.start(200, [_SSE])
+            await send(
+                {"type": "http.response.body", "body": generate_codec.sse_error_event(_stream_error(exc, label))}
+            )
+            return
         payload = generate_codec.encode_generate_response(first) if first is not None else b""
         await request.start(200, [_SSE])
-        send = request.send
         if first is not None:
             await send({"type": "http.response.body", "body": generate_codec.sse_event(payload), "more_body": True})
             try:
@@ -501,9 +508,16 @@ class HttpApp:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reported in-stream; the server keeps serving
-                event = generate_codec.sse_error_event(_error_text(exc, label))
+                event = generate_codec.sse_error_event(_stream_error(exc, label))
                 await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+
+
+def _stream_error(exc: BaseException, label: str) -> str:
+    """An error event's text: a model's own exception message as raised (no ``RuntimeError:`` prefix)."""
+    if isinstance(exc, ModelExecutionError) and exc.model_message:
+        return exc.model_message
+    return _error_text(exc, label)
 
 
 def _error_text(exc: BaseException, label: str) -> str:

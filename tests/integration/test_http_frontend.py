@@ -1079,3 +1079,19 @@ def test_restricted_api_value_may_contain_a_colon():
     app = HttpApp(_PlaneForBoundary(), restricted_api="health:k=a:b")
     assert _starts(_asgi(app, "GET", "/v2/health/live"))[0]["status"] == 403
     assert _starts(_asgi(app, "GET", "/v2/health/live", headers=[(b"k", b"a:b")]))[0]["status"] == 200
+
+
+def test_generate_stream_first_response_error_is_an_sse_event_with_the_models_message(triton_server):
+    """A model that fails before its first response: Triton streams the error as an event under the 200,
+    carrying the exception's own message (no ``RuntimeError:`` prefix)."""
+    triton = triton_server()
+    _bind_streamer(triton, fail_after=0)
+    with httpx.Client(base_url=triton.http_url, timeout=WAIT_S) as raw:
+        with raw.stream("POST", "/v2/models/streamer/generate_stream", json={"COUNT": 3}) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+            events = _events(response)
+        assert events == [{"error": "An Error Occurred"}]
+        response = raw.post("/v2/models/streamer/generate_stream", json={"COUNT": "x"})
+        assert response.status_code == 400  # a request error before the model runs stays a plain JSON error
+        assert raw.get("/v2/health/live").status_code == 200
