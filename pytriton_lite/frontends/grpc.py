@@ -22,7 +22,6 @@ import asyncio
 import errno
 import logging
 import pathlib
-import re
 from typing import (
     Any,
     AsyncGenerator,
@@ -45,7 +44,13 @@ from pytriton_lite.config import DEFAULT_GRPC_PORT
 from pytriton_lite.core.api import DataPlane
 from pytriton_lite.exceptions import DecoupledModelError, PyTritonError
 from pytriton_lite.protocol import grpc_codec, model_json, stats_json
-from pytriton_lite.protocol.access import GRPC_METHOD_GROUPS, GRPC_RESTRICTED, AccessPolicy, Rule
+from pytriton_lite.protocol.access import (
+    GRPC_METHOD_GROUPS,
+    GRPC_RESTRICTED,
+    AccessPolicy,
+    Rule,
+    compile_forward_pattern,
+)
 from pytriton_lite.protocol.access import parse_grpc_restricted_protocol as parse_restricted_protocols
 from pytriton_lite.types import InferenceRequest
 
@@ -121,7 +126,7 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         restricted_protocols: Optional[Mapping[str, Rule]] = None,
     ) -> None:
         self._dataplane = dataplane
-        self._forward = re.compile(header_forward_pattern) if header_forward_pattern else None
+        self._forward = compile_forward_pattern(header_forward_pattern)
         if not isinstance(restricted_protocols, AccessPolicy):
             restricted_protocols = AccessPolicy(restricted_protocols, GRPC_RESTRICTED)
         self.policy = restricted_protocols

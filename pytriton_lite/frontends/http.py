@@ -35,7 +35,7 @@ from pytriton_lite.exceptions import (
 )
 from pytriton_lite.frontends._uvicorn import DEFAULT_GRACEFUL_SHUTDOWN_S, EmbeddedServer
 from pytriton_lite.protocol import generate_codec, http_codec, model_json, stats_json
-from pytriton_lite.protocol.access import parse_http_restricted_api
+from pytriton_lite.protocol.access import compile_forward_pattern, parse_http_restricted_api
 
 LOGGER = logging.getLogger("pytriton_lite.http")
 
@@ -201,7 +201,7 @@ class HttpApp:
     ) -> None:
         self.dataplane = dataplane
         self.max_input_size = max_input_size
-        self._forward = re.compile(header_forward_pattern, re.IGNORECASE) if header_forward_pattern else None
+        self._forward = compile_forward_pattern(header_forward_pattern)
         self._forward_cache: Dict[bytes, Optional[str]] = {}
         self.policy = parse_http_restricted_api(restricted_api)
         self._model_actions = {

@@ -17,8 +17,9 @@ Pure: no sockets, no threads. HTTP routes know their group in ``frontends.http``
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
-from typing import Dict, Iterator, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, Mapping, NamedTuple, Optional, Pattern, Sequence, Tuple, Union
 
 from pytriton_lite.config import VALID_TRITON_ENDPOINTS
 from pytriton_lite.exceptions import PyTritonError
@@ -136,8 +137,29 @@ def parse_grpc_restricted_protocol(spec: Spec) -> AccessPolicy:
     return _parse(spec, _GRPC)
 
 
+def compile_forward_pattern(pattern: Optional[str]) -> Optional[Pattern[str]]:
+    """``--http-header-forward-pattern`` / ``--grpc-header-forward-pattern`` as Triton reads them.
+
+    Triton matches header names case-insensitively (HTTP header names are; gRPC metadata keys arrive lower-case)
+    and, with RE2's syntax, a leading ``(?-i)`` asks for a case-sensitive match. Python's ``re`` has no global
+    ``(?-i)``, so it is taken off here and the pattern compiled without IGNORECASE. A pattern ``re`` cannot read
+    is refused at start with the reason.
+    """
+    if not pattern:
+        return None
+    flags = int(re.IGNORECASE)
+    body = pattern
+    if body.startswith("(?-i)"):
+        body, flags = body[len("(?-i)") :], 0
+    try:
+        return re.compile(body, flags)
+    except re.error as exc:
+        raise PyTritonError(f"Invalid header forward pattern {pattern!r}: {exc}") from None
+
+
 __all__ = [
     "AccessPolicy",
+    "compile_forward_pattern",
     "GRPC_METHOD_GROUPS",
     "GRPC_HEADER_PREFIX",
     "GRPC_RESTRICTED",

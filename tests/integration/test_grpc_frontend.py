@@ -968,3 +968,20 @@ def test_restricted_stream_needs_the_header_and_then_streams(triton_server):
         error = refused.get(timeout=WAIT_S)
         c.stop_stream()
     assert error is not None and "This protocol is restricted" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "forwarded"),
+    [
+        ("^X-FWD-", {"x-fwd-user": "alice"}),  # case-insensitive, as Triton (metadata keys arrive lower-case)
+        ("(?-i)^X-FWD-", {}),  # RE2's case-sensitive prefix: accepted at start, and it matches nothing here
+    ],
+)
+def test_forward_patterns_are_case_insensitive_and_take_tritons_syntax(triton_server, pattern, forwarded):
+    triton = triton_server(TritonConfig(grpc_header_forward_pattern=pattern, http_header_forward_pattern=pattern))
+    bind_params(triton)
+    with grpcclient.InferenceServerClient(_target(triton)) as client:
+        result = client.infer(
+            "params", [_input("INPUT", np.array([1], dtype=np.int32))], headers={"x-fwd-user": "alice"}
+        )
+    assert json.loads(result.as_numpy("PARAMS")[0]) == forwarded

@@ -101,3 +101,15 @@ def test_policy_is_immutable():
     with pytest.raises(TypeError):
         policy["health"] = ("x", "y")  # type: ignore[index]
     assert repr(policy) == "AccessPolicy({'health': ('k', 'v')})"
+
+
+def test_forward_patterns_match_case_insensitively_and_take_tritons_case_sensitive_prefix():
+    from pytriton_lite.protocol.access import compile_forward_pattern
+
+    assert compile_forward_pattern(None) is None and compile_forward_pattern("") is None
+    pattern = compile_forward_pattern("X-My-.*")
+    assert pattern is not None and pattern.search("x-my-header") and pattern.search("X-MY-HEADER")
+    strict = compile_forward_pattern("(?-i)X-My-.*")  # RE2's case-sensitive prefix must not crash the start
+    assert strict is not None and strict.search("X-My-header") and not strict.search("x-my-header")
+    with pytest.raises(PyTritonError, match=r"Invalid header forward pattern '\[oops'"):
+        compile_forward_pattern("[oops")

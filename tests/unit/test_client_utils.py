@@ -375,8 +375,20 @@ def test_asyncio_wait_for_model_status_loaded():
     assert server.polls == 3
 
     never = _FakeAioServer(ready_after=10**9)
-    with pytest.raises(asyncio.TimeoutError):  # no deadline of its own, as PyTriton's: the caller bounds it
-        asyncio.run(asyncio.wait_for(asyncio_utils.asyncio_wait_for_model_status_loaded(never, "x", 0.001), 0.05))
+
+    async def still_polling_after_a_while() -> bool:
+        """No deadline of its own, as PyTriton's: it polls on until the caller cancels it."""
+        task = asyncio.ensure_future(asyncio_utils.asyncio_wait_for_model_status_loaded(never, "x", 0.001))
+        await asyncio.sleep(0.05)
+        running = not task.done() and never.polls > 1
+        for _ in range(100):  # a cancel can race a poll finishing (asyncio.wait_for on 3.11): repeat, bounded
+            task.cancel()
+            await asyncio.sleep(0.01)
+            if task.done():
+                break
+        return running and task.cancelled()
+
+    assert asyncio.run(still_polling_after_a_while())
     with pytest.raises(PyTritonClientModelUnavailableError, match="does not know model 'x'; the models it knows: 'm'"):
         asyncio.run(asyncio_utils.asyncio_wait_for_model_status_loaded(never, "x", 0.001, timeout_s=0.05))
     specific = _FakeAioServer(
