@@ -450,7 +450,10 @@ def _decode_raw_request(
             dims[variable[0]] = len(body) // fixed if fixed else 0
     if model.max_batch_size > 0:
         dims = [1] + dims
-    array = array_from_raw(memoryview(body), datatype, dims, spec.name, model_name)
+    if datatype == "BYTES":  # Triton: the whole body is the one element (no 4-byte length prefix)
+        array = np.array([bytes(body)], dtype=object).reshape(dims)
+    else:
+        array = array_from_raw(memoryview(body), datatype, dims, spec.name, model_name)
     request = InferenceRequest(model_name=model_name, model_version=model_version, inputs={spec.name: array})
     return request, OutputOptions(raw=True)
 

@@ -244,7 +244,12 @@ def test_raw_binary_request_bytes_and_errors():
     model = _model([Tensor(name="S", shape=(1,), dtype=bytes)])
     payload = struct.pack("<I", 3) + b"427"
     request, _ = _decode(payload, "0", model=model)
-    assert request.inputs["S"].tolist() == [b"427"]
+    # Triton takes the whole raw body as the BYTES input's one element: no length prefix is parsed
+    assert request.inputs["S"].tolist() == [payload]
+    request, _ = _decode(b"\x00raw image bytes\xff", "0", model=model)
+    assert request.inputs["S"].tolist() == [b"\x00raw image bytes\xff"]
+    batched, _ = _decode(b"abc", "0", model=_model([Tensor(name="S", shape=(1,), dtype=bytes)], max_batch_size=4))
+    assert batched.inputs["S"].shape == (1, 1) and batched.inputs["S"][0, 0] == b"abc"
     _expect_error(
         payload, "must have input shape \\[1\\]", "0", model=_model([Tensor(name="S", shape=(2,), dtype=bytes)])
     )
