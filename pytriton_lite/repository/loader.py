@@ -37,6 +37,7 @@ from pytriton_lite.repository.backend import (
     ModelSource,
     VersionSource,
 )
+from pytriton_lite.repository.backends.ensemble import MIN_CONCURRENCY
 from pytriton_lite.repository.config import check_config, complete_config, initial_config, resolve_backend
 from pytriton_lite.types import Request
 
@@ -44,8 +45,8 @@ LOGGER = logging.getLogger("pytriton_lite.repository")
 
 _KIND = model_config_pb2.ModelInstanceGroup.Kind
 _KIND_GPU = _KIND.Value("KIND_GPU")
-#: instances of an ensemble (it has no instance_group): how many of its requests run at once
-ENSEMBLE_INSTANCES = 8
+#: instances of an ensemble (it has no instance_group): the ensemble backend's own floor, one number for both
+ENSEMBLE_INSTANCES = MIN_CONCURRENCY
 _NVIDIA_DEVICE = re.compile(r"nvidia[0-9]+")
 
 

@@ -26,11 +26,11 @@ contract has no per-request error), which is why there are several instances (be
 instance until it returns, so the number of instances bounds how many client requests are inside the graph at
 once. Triton puts no bound on it (``max_inflight_requests`` defaults to unlimited), and a step can only form
 batches of several requests if several ensemble requests wait on it at the same time. An ensemble instance
-costs a thread with an idle event loop and does no work itself, so the loader asks for
-``loader.ENSEMBLE_INSTANCES`` (8) placements and this backend never goes below ``MIN_CONCURRENCY`` (the same
-8): up to 8 client requests run through the graph at once and a step can batch up to 8 of them. More requests
-queue in the ensemble's batcher; with ``max_batch_size > 0`` they are handed over together when an instance
-frees up, and still run concurrently (sharing that batch's fate on error).
+costs a thread with an idle event loop and does no work itself, so this backend never goes below
+``MIN_CONCURRENCY`` (8; the loader asks for that many placements): up to 8 client requests run through the graph
+at once and a step can batch up to 8 of them. More requests queue in the ensemble's batcher; with
+``max_batch_size > 0`` they are handed over together when an instance frees up, and still run concurrently, each
+failing alone (a failed request's ``InferenceError`` stands in its place).
 
 Decoupled steps and decoupled ensembles are refused at load (``_ensemble_graph``); so is everything else
 Triton refuses there: see ``_ensemble_graph.build_plan``.
