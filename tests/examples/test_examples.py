@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import pathlib
 import shutil
 import signal
@@ -19,11 +18,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 import pytest
-
-from pytriton_lite.testing import find_free_port
+from example_support import example_env, free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -67,31 +65,11 @@ STREAMING_CLIENTS = [
 STREAMING_CURL_EXAMPLES = ["streaming_text", "vllm_style"]
 
 
-def _env() -> Dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    for key in [k for k in env if k.startswith("PYTRITON_TRITON_CONFIG_")]:
-        del env[key]  # the examples must not pick up a developer's config overrides
-    return env
-
-
-def _free_ports(count: int) -> List[int]:
-    ports: List[int] = []
-    for _ in range(50):
-        port = find_free_port()
-        if port not in ports:
-            ports.append(port)
-        if len(ports) == count:
-            return ports
-    raise RuntimeError(f"could not find {count} distinct free ports")
-
-
 class ServerProcess:
     """An example's server.py started on free ports; output is collected by a reader thread."""
 
     def __init__(self, example_dir: Path) -> None:
-        self.http_port, self.grpc_port, self.metrics_port = _free_ports(3)
+        self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
         command = [
             sys.executable,
             "server.py",
@@ -107,7 +85,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             command,
             cwd=example_dir,
-            env=_env(),
+            env=example_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -185,7 +163,7 @@ def _run_script(example_dir: Path, script: str, *args: str) -> subprocess.Comple
         return subprocess.run(
             [sys.executable, script, *args],
             cwd=example_dir,
-            env=_env(),
+            env=example_env(),
             capture_output=True,
             text=True,
             timeout=CLIENT_TIMEOUT_S,

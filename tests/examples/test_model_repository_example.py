@@ -5,7 +5,6 @@ with the README's curl commands, run its pytest-plugin example, and stop the ser
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -16,15 +15,15 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Iterator, List
 
 import pytest
+from example_support import example_env, free_ports
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")
 
-from pytriton_lite.testing import find_free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "examples" / "model_repository"
@@ -33,44 +32,26 @@ READY_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 120.0
 
 
-def _env() -> Dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    for key in [k for k in env if k.startswith("PYTRITON_TRITON_CONFIG_")]:
-        del env[key]
-    return env
-
-
 def _run(cwd: Path, *command: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(list(command), cwd=cwd, env=_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        return subprocess.run(
+            list(command), cwd=cwd, env=example_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{command} did not finish in {RUN_TIMEOUT_S} s:\n{exc.stdout}\n{exc.stderr}")
-
-
-def _ports(count: int) -> List[int]:
-    ports: List[int] = []
-    for _ in range(50):
-        port = find_free_port()
-        if port not in ports:
-            ports.append(port)
-        if len(ports) == count:
-            return ports
-    raise RuntimeError("no free ports")
 
 
 class Server:
     """``python -m pytriton_lite serve`` on the example's copy, on fixed free loopback ports."""
 
     def __init__(self, workdir: Path) -> None:
-        self.http_port, self.grpc_port, self.metrics_port = _ports(3)
+        self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
         command = [sys.executable, "-m", "pytriton_lite", "serve", "--model-repository", "models"]
         for front, port in (("http", self.http_port), ("grpc", self.grpc_port), ("metrics", self.metrics_port)):
             command += [f"--{front}-port", str(port), f"--{front}-address", "127.0.0.1"]
         self.lines: List[str] = []
         self.proc = subprocess.Popen(
-            command, cwd=workdir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command, cwd=workdir, env=example_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         self._reader = threading.Thread(target=self._read, name="model-repository-server-output", daemon=True)
         self._reader.start()
