@@ -9,6 +9,7 @@ status 1 and tritonserver's ``error: creating server: Internal - failed to load 
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 import time
 from typing import Any, Dict, List, Optional
@@ -102,8 +103,22 @@ def _add_serve(sub: Any) -> None:
         cmd.add_argument(f"--{kind}-port", type=int, default=port)
         cmd.add_argument(f"--{kind}-address", default="0.0.0.0")
     cmd.add_argument("--log-verbose", type=int, default=0, metavar="N")
+    cmd.add_argument("--trace-config", action="append", default=None, metavar="[MODE,]SETTING=VALUE")
     cmd.add_argument("--exit-timeout-secs", type=int, default=30, metavar="N")
+    cmd.add_argument("--http-max-input-size", type=int, default=None, metavar="BYTES", help="default 64 MiB")
+    cmd.add_argument("--metrics-config", action="append", default=None, metavar="KEY=VALUE")
+    cmd.add_argument("--metrics-interval-ms", type=int, default=None, metavar="MS")
+    for flag in ("--allow-cpu-metrics", "--allow-gpu-metrics"):
+        cmd.add_argument(flag, type=_flag_bool, nargs="?", const=True, default=True, metavar="true|false")
     cmd.add_argument("--id", default="triton", help="the server's name in GET /v2")
+    # security (docs/security.md): open by default, as tritonserver
+    cmd.add_argument("--http-restricted-api", action="append", default=None, metavar="<apis>:<header>=<value>")
+    restricted = ("--grpc-restricted-protocol", "--grpc-restricted-api")  # tritonserver's name, and its HTTP twin's
+    cmd.add_argument(
+        *restricted, dest="grpc_restricted_protocol", action="append", default=None, metavar="<apis>:<header>=<value>"
+    )
+    cmd.add_argument("--api-keys-env", metavar="VAR", help="require API keys, read from this environment variable")
+    cmd.add_argument("--api-keys-file", metavar="FILE", help="require API keys, read from this file (one per line)")
 
 
 def _model_table(rows: List[Dict[str, str]]) -> str:
@@ -123,6 +138,7 @@ def serve(args: argparse.Namespace) -> int:
     """Serve ``--model-repository`` until SIGINT/SIGTERM; 1 when a model fails under --exit-on-error."""
     import logging
 
+    from pytriton_lite.config import TritonSecurityConfig
     from pytriton_lite.exceptions import PyTritonError
     from pytriton_lite.triton import Triton, TritonConfig
 
@@ -131,14 +147,13 @@ def serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname).1s %(name)s] %(message)s",
         stream=sys.stderr,
     )
-    if len(args.model_repository) > 1:
-        print(
-            "error: creating server: Invalid argument - several --model-repository are not supported yet",
-            file=sys.stderr,
-        )
-        return 1
+    from pytriton_lite.core.log_settings import own_handler
+
+    for handler in logging.getLogger().handlers:
+        own_handler(handler)  # the logging extension's log_format may switch the console's layout
+    repositories = [pathlib.Path(path) for path in args.model_repository]
     config = TritonConfig(
-        model_repository=args.model_repository[0],
+        model_repository=repositories[0] if len(repositories) == 1 else repositories,
         model_control_mode=args.model_control_mode,
         load_model=args.load_model or [],
         repository_poll_secs=args.repository_poll_secs,
@@ -155,11 +170,23 @@ def serve(args: argparse.Namespace) -> int:
         grpc_address=args.grpc_address,
         metrics_address=args.metrics_address,
         log_verbose=args.log_verbose,
+        trace_config=args.trace_config,
+        http_max_input_size=args.http_max_input_size,
+        metrics_config=args.metrics_config,
+        metrics_interval_ms=args.metrics_interval_ms,
+        allow_cpu_metrics=args.allow_cpu_metrics,
+        allow_gpu_metrics=args.allow_gpu_metrics,
         exit_timeout_secs=args.exit_timeout_secs,
         id=args.id,
+        http_restricted_api=";".join(args.http_restricted_api) if args.http_restricted_api else None,
+        grpc_restricted_protocol=";".join(args.grpc_restricted_protocol) if args.grpc_restricted_protocol else None,
     )
-    triton = Triton(config=config)
     try:
+        # tritonserver restricts no API unless told to (PyTriton's generated token is for Triton() in code)
+        security = TritonSecurityConfig(
+            restricted_endpoints=[], api_keys_env=args.api_keys_env, api_keys_file=args.api_keys_file
+        )
+        triton = Triton(config=config, security_config=security)
         triton.run()
     except PyTritonError as exc:  # tritonserver's last words, then exit status 1
         message = str(exc)
@@ -177,8 +204,29 @@ def serve(args: argparse.Namespace) -> int:
     ):
         if port is not None:
             print(f"Started {label} at {getattr(args, kind + '_address')}:{port}", file=sys.stderr, flush=True)
+    print(_auth_line(args, security), file=sys.stderr, flush=True)
     triton.serve()
     return 0
+
+
+def _auth_line(args: argparse.Namespace, security: Any) -> str:
+    """Who may call what, in one line printed beside the addresses (group names only, never a secret)."""
+    parts = []
+    keys = security.read_api_keys()
+    if keys is not None:
+        parts.append(f"API keys required on {','.join(sorted(keys.groups))}")
+    for kind, specs in (("HTTP", args.http_restricted_api), ("gRPC", args.grpc_restricted_protocol)):
+        rules = [rule for spec in specs or () for rule in spec.split(";") if rule.strip()]
+        if rules:
+            parts.append(f"{kind} restricted API: {','.join(rule.partition(':')[0] for rule in rules)}")
+    if parts:
+        return "Auth: on; " + "; ".join(parts)
+    wide = any(
+        getattr(args, f"allow_{k}") and getattr(args, f"{k}_address") == "0.0.0.0" for k in ("http", "grpc", "metrics")
+    )
+    return "Auth: off, every endpoint is open" + (
+        " to every interface (--*-address 127.0.0.1: this host only)" if wide else ""
+    )
 
 
 def parser() -> argparse.ArgumentParser:

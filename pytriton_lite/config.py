@@ -11,11 +11,15 @@ import dataclasses
 import logging
 import os
 import pathlib
+import secrets
 import typing
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from pytriton_lite.exceptions import PyTritonValidationError
+
+if TYPE_CHECKING:
+    from pytriton_lite.protocol.access import ApiKeys
 
 LOGGER = logging.getLogger("pytriton_lite.triton")
 
@@ -58,16 +62,57 @@ VertextAILifecyclePolicy = TritonLifecyclePolicy(launch_triton_on_startup=False,
 
 @dataclass
 class TritonSecurityConfig:
-    """Access-token settings of PyTriton 0.7 (accepted and validated; see docs/protocol.md)."""
+    """Who may call what (docs/security.md): PyTriton 0.7's access token, plus API keys.
 
-    access_token: Optional[str] = None
+    ``access_token`` guards ``restricted_endpoints`` (Triton's API groups) through the ``triton-access-token``
+    header, as PyTriton does: ``None`` groups are the five default ones, ``[]`` restricts nothing, and a token is
+    generated when something is restricted and none is given. Both are filled in here, at construction.
+
+    API keys are checked besides (and independently of) the token, on ``api_key_groups`` (default: every group
+    but health; add ``"health"`` or ``"metrics"`` to guard those too). They come from ``api_keys``, the
+    environment variable named by ``api_keys_env`` (comma/space separated) and/or the file ``api_keys_file``
+    (one per line, ``#`` comments), and travel as ``Authorization: Bearer <key>`` or ``<api_key_header>: <key>``.
+    Secrets are left out of ``repr``.
+    """
+
+    access_token: Optional[str] = dataclasses.field(default=None, repr=False)
     restricted_endpoints: Optional[List[str]] = None
+    api_keys: Optional[List[str]] = dataclasses.field(default=None, repr=False)
+    api_keys_env: Optional[str] = None
+    api_keys_file: Optional[pathlib.Path] = None
+    api_key_header: str = "X-API-Key"
+    api_key_groups: Optional[List[str]] = None
 
     def __post_init__(self) -> None:
-        if self.restricted_endpoints is not None:
-            invalid = sorted(set(self.restricted_endpoints) - VALID_TRITON_ENDPOINTS)
-            if invalid:
-                raise PyTritonValidationError(f"Invalid endpoint names: {', '.join(invalid)}")
+        endpoints = DEFAULT_PROTECTED_ENDPOINTS if self.restricted_endpoints is None else self.restricted_endpoints
+        self.restricted_endpoints = list(endpoints)
+        invalid = sorted(set(self.restricted_endpoints) - VALID_TRITON_ENDPOINTS)
+        if invalid:
+            valid = ", ".join(sorted(VALID_TRITON_ENDPOINTS))
+            raise PyTritonValidationError(f"Invalid endpoint names: {', '.join(invalid)}. Valid endpoints are: {valid}")
+        token = self.access_token
+        if token is not None and (
+            not isinstance(token, str) or not token or not all("!" <= ch <= "~" and ch != ";" for ch in token)
+        ):
+            raise PyTritonValidationError(
+                "access_token must be a non-empty string of printable ASCII without spaces or ';'"
+            )
+        if token is None and self.restricted_endpoints:
+            self.access_token = secrets.token_urlsafe(32)
+        self.read_api_keys()  # a bad key source fails here, not when the server starts
+
+    def read_api_keys(self) -> Optional[ApiKeys]:
+        """The API keys from every source, read now; None when no source is set (no key is required)."""
+        from pytriton_lite.protocol.access import ApiKeys, check_api_key_groups, check_api_key_header, read_api_keys
+
+        check_api_key_header(self.api_key_header)
+        check_api_key_groups(self.api_key_groups)
+        if self.api_keys is None and self.api_keys_env is None and self.api_keys_file is None:
+            return None
+        keys = read_api_keys(self.api_keys, self.api_keys_env, self.api_keys_file)
+        if not keys:
+            raise PyTritonValidationError("api_keys is empty: give at least one key, or leave it None")
+        return ApiKeys(keys, self.api_key_header, self.api_key_groups)
 
 
 def _kw_only_init(cls: Any) -> Any:
@@ -89,7 +134,8 @@ def _kw_only_init(cls: Any) -> Any:
 class TritonConfig:
     """Server configuration; every field is optional and keyword-only."""
 
-    model_repository: Optional[pathlib.Path] = None
+    # one repository, or a list of them (tritonserver's repeatable --model-repository; names must be unique)
+    model_repository: Optional[typing.Union[pathlib.Path, List[pathlib.Path]]] = None
     # model control of the repository (tritonserver's flags): "none" | "explicit" | "poll"; with
     # model_repository set and no mode, Triton() runs "explicit" with load_model=["*"] (as PyTriton does)
     model_control_mode: Optional[str] = None
@@ -108,6 +154,18 @@ class TritonConfig:
     http_header_forward_pattern: Optional[str] = None
     http_thread_count: Optional[int] = None
     http_restricted_api: Optional[str] = None
+    # HTTP resource limits (docs/limits.md); None = the default in brackets
+    http_max_input_size: Optional[int] = None  # request body bytes, on the wire and decompressed [64 MiB]
+    http_max_header_size: Optional[int] = None  # request line + headers bytes [64 KiB] -> 431
+    http_max_connections: Optional[int] = None  # open connections [half the open-file limit, <= 1000] -> 503
+    http_keepalive_timeout_secs: Optional[float] = None  # idle connection, from accept or last response [75]
+    http_header_timeout_secs: Optional[float] = None  # request head, from its first byte [10] -> 408
+    http_body_timeout_secs: Optional[float] = None  # request body, from the end of its head [60] -> 408
+    http_offload_bytes: Optional[int] = None  # bodies/responses this large are coded off the loop [1 MiB; 0 = never]
+    # HTTPS (docs/limits.md): certificate and key in PEM; a root certificate requires client certificates
+    http_ssl_cert: Optional[pathlib.Path] = None
+    http_ssl_key: Optional[pathlib.Path] = None
+    http_ssl_root_cert: Optional[pathlib.Path] = None
     allow_grpc: Optional[bool] = None
     grpc_address: Optional[str] = None
     grpc_port: Optional[int] = None
@@ -126,7 +184,18 @@ class TritonConfig:
     grpc_http2_min_recv_ping_interval_without_data: Optional[int] = None
     grpc_http2_max_ping_strikes: Optional[int] = None
     grpc_restricted_protocol: Optional[str] = None
+    # gRPC resource limits (frontends/_grpc_guard.py, docs/limits.md); times in ms like grpc_keepalive_time
+    grpc_max_connections: Optional[int] = None  # open connections; default 1000 or a quarter of the fd limit
+    grpc_max_connection_idle: Optional[int] = None  # GOAWAY after this long without a call; default 30000
+    grpc_max_connection_age: Optional[int] = None  # default: no maximum age
+    grpc_max_connection_age_grace: Optional[int] = None
+    grpc_handshake_timeout: Optional[int] = None  # a new connection's handshake deadline; default 10000
+    grpc_max_concurrent_streams: Optional[int] = None  # per connection; default 1024
+    grpc_max_receive_message_size: Optional[int] = None  # bytes; default 2**31-1, as Triton
+    grpc_max_send_message_size: Optional[int] = None  # bytes; default 2**31-1, as Triton
     allow_metrics: Optional[bool] = None
+    # pytriton_lite's live status page on the HTTP port (/status, /status/data); docs/operations.md
+    allow_status_page: Optional[bool] = None
     allow_gpu_metrics: Optional[bool] = None
     allow_cpu_metrics: Optional[bool] = None
     metrics_interval_ms: Optional[int] = None
@@ -229,8 +298,13 @@ def _cast(tp: Any, value: Any, key: str) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise PyTritonValidationError(f"Cannot parse {key}={value!r} as an integer") from None
-    if tp is pathlib.Path:
-        return pathlib.Path(value)
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise PyTritonValidationError(f"Cannot parse {key}={value!r} as a number") from None
+    if tp is pathlib.Path:  # model_repository may name several folders
+        return [pathlib.Path(v) for v in value] if isinstance(value, (list, tuple)) else pathlib.Path(value)
     if _is_list(tp):
         return list(value) if isinstance(value, (list, tuple)) else [str(value)]
     return str(value)

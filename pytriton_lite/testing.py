@@ -7,6 +7,12 @@ Fixtures:
     Triton model repository too (explicit model control, every model loaded, unless the config says otherwise).
     Every server it started is stopped when the test ends.
 
+Security: unlike a plain ``Triton()`` (which, as PyTriton 0.7, token-protects statistics, model control, shared
+memory, trace and logging), the servers started here have nothing restricted unless ``security_config`` is given.
+They listen on loopback on ephemeral ports for one test, and tests read statistics and load models all the time.
+To test the production default, pass ``security_config=TritonSecurityConfig()`` (or ``security_config=None``);
+its token is ``triton.get_access_token()``. See docs/security.md.
+
 Helpers: ``find_free_port()``, ``running_triton(...)`` (a context manager for use outside pytest; it takes
 ``model_repository=`` too), and read-only probes of a running server for tests that must wait for a state the
 wire does not show: ``model_statistics``, ``queue_state``, ``is_accepting``, ``repository_index`` and
@@ -26,7 +32,7 @@ try:  # the plugin needs pytest; the helpers below do not
 except ImportError:  # pragma: no cover
     pytest = None  # type: ignore[assignment]
 
-from pytriton_lite.config import TritonConfig
+from pytriton_lite.config import TritonConfig, TritonSecurityConfig
 from pytriton_lite.triton import Triton
 from pytriton_lite.types import StatsSnapshot
 
@@ -59,12 +65,21 @@ def loopback_config(config: Optional[TritonConfig] = None, model_repository: Any
     return TritonConfig(**values)
 
 
+def _test_server_kwargs(triton_kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """``Triton`` keyword arguments with nothing restricted unless the caller chose a ``security_config``."""
+    if "security_config" not in triton_kwargs:
+        triton_kwargs = {**triton_kwargs, "security_config": TritonSecurityConfig(restricted_endpoints=[])}
+    return triton_kwargs
+
+
 @contextlib.contextmanager
 def running_triton(
     config: Optional[TritonConfig] = None, *, model_repository: Any = None, **triton_kwargs: Any
 ) -> Iterator[Triton]:
-    """Start a ``Triton`` on loopback with free ports (serving ``model_repository`` when given); stop it on exit."""
-    triton = Triton(config=loopback_config(config, model_repository), **triton_kwargs)
+    """Start a ``Triton`` on loopback with free ports (serving ``model_repository`` when given); stop it on exit.
+
+    Nothing is restricted unless ``security_config`` is passed (see the module docstring)."""
+    triton = Triton(config=loopback_config(config, model_repository), **_test_server_kwargs(triton_kwargs))
     try:
         triton.run()
         yield triton
@@ -78,7 +93,7 @@ def _triton_server() -> Iterator[Callable[..., Triton]]:
     started: List[Triton] = []
 
     def start(config: Optional[TritonConfig] = None, *, model_repository: Any = None, **triton_kwargs: Any) -> Triton:
-        triton = Triton(config=loopback_config(config, model_repository), **triton_kwargs)
+        triton = Triton(config=loopback_config(config, model_repository), **_test_server_kwargs(triton_kwargs))
         started.append(triton)
         triton.run()
         return triton

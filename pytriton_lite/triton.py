@@ -12,17 +12,15 @@ import atexit
 import logging
 import os
 import re
-import secrets
 import signal
 import threading
 import time
-from typing import Any, Callable, Coroutine, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Coroutine, Dict, List, Optional, Sequence, Union
 
+from pytriton_lite._binding import attach_context, named_tensor, refuse_sagemaker
+from pytriton_lite._frontend_set import HUNG_EXIT_S, bounded, start_frontends
 from pytriton_lite.config import (
     DEFAULT_EXIT_TIMEOUT_S,
-    DEFAULT_GRPC_PORT,
-    DEFAULT_HTTP_PORT,
-    DEFAULT_METRICS_PORT,
     DEFAULT_PROTECTED_ENDPOINTS,
     TRITON_ACCESS_HEADER,
     VALID_TRITON_ENDPOINTS,
@@ -34,23 +32,25 @@ from pytriton_lite.config import (
 )
 from pytriton_lite.core.cache import parse_cache_config
 from pytriton_lite.core.dataplane import InProcessDataPlane
+from pytriton_lite.core.log_settings import LogSettings, own_handler
 from pytriton_lite.core.model import Model
+from pytriton_lite.core.summaries import parse_metrics_config
+from pytriton_lite.core.trace import TraceSettings
 from pytriton_lite.core.warmup import run_warmup
 from pytriton_lite.exceptions import (
     PyTritonError,
     PyTritonInvalidOperationError,
     PyTritonValidationError,
 )
-from pytriton_lite.frontends.grpc import GrpcFrontend
-from pytriton_lite.frontends.http import HttpFrontend
-from pytriton_lite.frontends.metrics import MetricsFrontend
 from pytriton_lite.model_config import ModelConfig, Tensor, validate_model_config
+from pytriton_lite.proxy.remote import RemoteTriton  # PyTriton's import path; refused with a typed error
 from pytriton_lite.types import ModelState
 
 LOGGER = logging.getLogger("pytriton_lite.triton")
 
 _MODEL_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _START_TIMEOUT_S = 30.0
+_DRAIN_SLICE_S = 0.25  # how soon a drain notices a second signal
 _REPOSITORY_LOAD_TIMEOUT_S = 3600.0  # loading a repository imports frameworks and runs initialize()
 
 
@@ -80,14 +80,16 @@ class Triton:
     ) -> None:
         env = TritonConfig.from_env()
         self._config = config.merged_over(env) if config is not None else env
+        refuse_sagemaker(self._config)
         if triton_lifecycle_policy is None:
             triton_lifecycle_policy = (
                 VertextAILifecyclePolicy if self._config.allow_vertex_ai else DefaultTritonLifecyclePolicy
             )
         self._policy = triton_lifecycle_policy
         self._cache_bytes = parse_cache_config(self._config.cache_config)
-        self._security = security_config or TritonSecurityConfig(restricted_endpoints=[])
-        self._apply_security(security_config)
+        self._metrics_options = parse_metrics_config(self._config.metrics_config)  # a bad entry fails here
+        self._security = security_config if security_config is not None else TritonSecurityConfig()
+        self._api_keys = self._apply_security(self._security)
         self._workspace = workspace  # accepted for compatibility; nothing is written to disk
         self._lock = threading.RLock()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -95,15 +97,20 @@ class Triton:
         self._dataplane: Optional[InProcessDataPlane] = None
         self._repository: Any = None  # repository.control.ModelRepository when config.model_repository is set
         self._frontends: List[Any] = []
+        self._status_app: Any = None  # frontends.status.StatusPage, built on the first /status request
+        self._started_at = time.time()
         self._pending: List[Model] = []
         self._started = False
         self._stopped = False
+        self._stop_requested = False  # stop() came before any start: a racing serve() returns
+        self._hurried = False  # a second signal came: stop waiting for running requests
         self._connected = False
         self._stop_event = threading.Event()
         self._log_handler: Optional[logging.Handler] = None
         self.http_port: Optional[int] = None
         self.grpc_port: Optional[int] = None
         self.metrics_port: Optional[int] = None
+        self.vertex_ai_port: Optional[int] = None  # with allow_vertex_ai
         atexit.register(self._atexit)
 
     # --- public API ------------------------------------------------------------------------------------
@@ -127,27 +134,22 @@ class Triton:
     def get_access_token(self) -> Optional[str]:
         return self._security.access_token
 
-    def _apply_security(self, security: Optional[TritonSecurityConfig]) -> None:
-        """Turn an explicit ``TritonSecurityConfig`` into Triton's restricted-API settings for both front ends.
+    def _apply_security(self, security: TritonSecurityConfig) -> Any:
+        """Turn ``security`` into Triton's restricted-API settings for both front ends; return its API keys.
 
-        Deliberate deviation: with no ``security_config`` nothing is restricted (PyTriton 0.7 protects statistics
-        and friends with a random token by default, which breaks perf_analyzer and stats scrapers). Passing
-        ``TritonSecurityConfig()`` gives PyTriton's default: the five endpoints protected, a generated token.
+        As PyTriton 0.7: with no ``security_config`` the five default groups need a generated token. Rules the
+        ``TritonConfig`` gives itself (``http_restricted_api``/``grpc_restricted_protocol``) come after the token's,
+        so they win for a group both name.
         """
-        if security is None:
-            return
-        endpoints = (
-            DEFAULT_PROTECTED_ENDPOINTS if security.restricted_endpoints is None else security.restricted_endpoints
-        )
-        if not endpoints:
-            return
-        if security.access_token is None:
-            security.access_token = secrets.token_urlsafe(32)
-        spec = f"{','.join(endpoints)}:{TRITON_ACCESS_HEADER}={security.access_token}"
-        values = self._config.to_dict()
-        values.setdefault("http_restricted_api", spec)
-        values.setdefault("grpc_restricted_protocol", spec)
-        self._config = TritonConfig(**values)
+        security.__post_init__()  # again: fields set after construction must not leave a group open or unchecked
+        endpoints = security.restricted_endpoints
+        if endpoints and security.access_token:
+            spec = f"{','.join(endpoints)}:{TRITON_ACCESS_HEADER}={security.access_token}"
+            values = self._config.to_dict()
+            for key in ("http_restricted_api", "grpc_restricted_protocol"):
+                values[key] = spec if not values.get(key) else f"{spec};{values[key]}"
+            self._config = TritonConfig(**values)
+        return security.read_api_keys()
 
     def bind(
         self,
@@ -180,8 +182,8 @@ class Triton:
                 f"Model '{model_name}' enables response_cache but the server has no cache: "
                 "set TritonConfig(cache_config=['local,size=<bytes>'])"
             )
-        named_inputs = [_named(t, f"INPUT_{i}") for i, t in enumerate(inputs, 1)]
-        named_outputs = [_named(t, f"OUTPUT_{i}") for i, t in enumerate(outputs, 1)]
+        named_inputs = [named_tensor(t, f"INPUT_{i}") for i, t in enumerate(inputs, 1)]
+        named_outputs = [named_tensor(t, f"OUTPUT_{i}") for i, t in enumerate(outputs, 1)]
         for tensor in named_outputs:
             if tensor.optional:
                 raise PyTritonValidationError("Output tensors cannot be optional.")
@@ -190,10 +192,10 @@ class Triton:
             if len(set(names)) != len(names):
                 raise PyTritonValidationError(f"Model '{model_name}' has duplicate {kind} names: {names}")
         model = Model(model_name, int(model_version), funcs, named_inputs, named_outputs, config, strict)
-        _attach_context(model)
+        attach_context(model)
         with self._lock:
             existing = [(m.name.lower(), m.version) for m in self._pending]
-            if self._dataplane is not None:
+            if self._dataplane is not None and self._started:
                 existing += [(m.name.lower(), m.version) for m in self._dataplane.models()]
             if (model_name.lower(), int(model_version)) in existing:
                 raise PyTritonInvalidOperationError("Cannot add model with the same name twice.")
@@ -207,23 +209,42 @@ class Triton:
         self.connect()
 
     def connect(self) -> None:
-        """Start (if needed) and make every bound model live. Idempotent."""
+        """Start (if needed) and make every bound model live. Idempotent; after ``stop()`` it starts again."""
+        self._connect(serving=False)
+
+    def _connect(self, serving: bool) -> bool:
         with self._lock:
-            if self._stopped:
-                raise PyTritonInvalidOperationError("Triton was stopped; create a new Triton instance.")
+            if serving and self._stop_requested:  # stop() won the race with serve(): nothing to serve
+                return False
+            if self._started and self._stopped:
+                raise PyTritonInvalidOperationError("Triton is stopping; start it again once stop() has returned.")
             if not self._started:
+                self._restart_state()
                 self._start()
             pending, self._pending = self._pending, []
             for model in pending:
                 self._load(model)
             self._connected = True
+            return True
+
+    def _restart_state(self) -> None:
+        """After a ``stop()`` (the notebook pattern: run, stop, bind again, run again) start from a clean slate."""
+        self._stop_requested = False
+        self._stop_event.clear()
+        if not self._stopped:
+            return
+        self._stopped = False
+        self._dataplane, self._repository, self._frontends = None, None, []
+        self._status_app = None
+        self.http_port = self.grpc_port = self.metrics_port = self.vertex_ai_port = None
+        atexit.register(self._atexit)
 
     def serve(self, monitoring_period_s: float = 10.0) -> None:
         """Serve until ``stop()`` from another thread, SIGINT or SIGTERM (handled when on the main thread)."""
-        if self._stopped:  # stop() won the race with serve(): nothing to serve
+        if not self._connect(serving=True):
             return
-        self.connect()
         previous = {}
+        self._hurried = False
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, self._on_signal)
@@ -233,18 +254,22 @@ class Triton:
                 if not self.is_alive():
                     break
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            self.stop()
+            try:
+                self.stop()  # our handlers stay during the drain: a second signal cuts it short (_on_signal)
+            finally:
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
 
     def stop(self) -> bool:
         """Drain (refuse new, finish queued and running within exit_timeout_secs), then close. Idempotent."""
         with self._lock:
             if not self._started or self._stopped:
-                self._stopped = True
+                if not self._started and not self._stopped:
+                    self._stop_requested = True
                 self._stop_event.set()
                 return False
             self._stopped = True
+            self._pending = []  # as PyTriton: the models go with the server; bind them again before run()
         self._stop_event.set()
         timeout = float(
             self._config.exit_timeout_secs if self._config.exit_timeout_secs is not None else DEFAULT_EXIT_TIMEOUT_S
@@ -261,6 +286,8 @@ class Triton:
                 logging.getLogger("pytriton_lite").removeHandler(self._log_handler)
                 self._log_handler.close()
             atexit.unregister(self._atexit)
+            with self._lock:
+                self._started, self._connected = False, False
         return True
 
     def is_alive(self) -> bool:
@@ -283,8 +310,12 @@ class Triton:
     # --- internals -------------------------------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        LOGGER.info("Received signal %d, stopping", signum)
-        self._stop_event.set()
+        if not self._stop_event.is_set():
+            LOGGER.info("Received signal %d, stopping", signum)
+            self._stop_event.set()
+            return
+        LOGGER.warning("Received signal %d again while stopping: not waiting for running requests any more", signum)
+        self._hurried = True  # read by _drain between slices
 
     def _atexit(self) -> None:
         self.stop()
@@ -316,6 +347,7 @@ class Triton:
             elif root.level == logging.NOTSET or root.level > logging.INFO:
                 root.setLevel(logging.INFO)
             self._log_handler = handler
+            own_handler(handler)  # log_format (the logging extension) may switch its layout
         if level > 0:
             LOGGER.warning(
                 "Triton Inference Server is running with enabled verbose logs (log_verbose_level=%d). "
@@ -324,8 +356,10 @@ class Triton:
             )
 
     def _start(self) -> None:
+        trace = TraceSettings.from_config(self._config.trace_config)  # a bad --trace-config fails first
         self._configure_logging()
         started = time.monotonic()
+        self._started_at = time.time()  # the status page's uptime
         self._loop = _new_loop()
         ready = threading.Event()
         self._thread = threading.Thread(
@@ -338,6 +372,11 @@ class Triton:
         )
         self._dataplane.on_unrecoverable = self._on_unrecoverable
         self._dataplane.strict_readiness = self._config.strict_readiness is not False
+        self._dataplane.trace = trace
+        log_file, verbose = str(self._config.log_file or ""), int(self._config.log_verbose or 0)
+        self._dataplane.log = LogSettings(log_file=log_file, log_verbose_level=verbose)
+        if self._metrics_options.summary_latencies:
+            self._dataplane.summary_quantiles = self._metrics_options.summary_quantiles
         try:
             if self._config.model_repository is not None:
                 self._start_repository()  # before the front ends: tritonserver opens its ports after loading
@@ -423,48 +462,65 @@ class Triton:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(10.0)
 
-    def _frontend_specs(self) -> List[Tuple[str, Any, int]]:
-        cfg = self._config
-        specs: List[Tuple[str, Any, int]] = []
-        if cfg.allow_http is not False:
-            specs.append(("http", HttpFrontend, cfg.http_port if cfg.http_port is not None else DEFAULT_HTTP_PORT))
-        if cfg.allow_grpc is not False:
-            specs.append(("grpc", GrpcFrontend, cfg.grpc_port if cfg.grpc_port is not None else DEFAULT_GRPC_PORT))
-        if cfg.allow_metrics is not False:
-            port = cfg.metrics_port if cfg.metrics_port is not None else DEFAULT_METRICS_PORT
-            specs.append(("metrics", MetricsFrontend, port))
-        return specs
-
     async def _start_frontends(self) -> None:
         assert self._dataplane is not None
-        started, busy = [], []
-        for kind, cls, port in self._frontend_specs():
-            frontend = cls.from_triton_config(self._dataplane, self._config)
-            try:
-                await frontend.start()
-            except OSError as exc:
-                busy.append(f"{kind} port {port} ({exc.strerror or exc})")
-                continue
-            started.append(frontend)
+        status = self._status_page if self._config.allow_status_page is not False else None
+        started = await start_frontends(self._dataplane, self._config, self._api_keys, status)
+        for kind, frontend in started:
             setattr(self, f"{kind}_port", frontend.port)
-        if busy:
-            for frontend in started:
-                await frontend.stop()
-            raise PyTritonError("Cannot start the server: " + "; ".join(busy))
-        self._frontends = started
+        self._frontends = [frontend for _, frontend in started]
+
+    def _status_page(self) -> Any:
+        """The /status app, built on its first request (starlette is imported only then)."""
+        if self._status_app is None:
+            from pytriton_lite.frontends.status import StatusPage
+
+            assert self._dataplane is not None
+            self._status_app = StatusPage(self._dataplane, self._status_info)
+        return self._status_app
+
+    def _status_info(self) -> Dict[str, Any]:
+        from pytriton_lite import __version__
+
+        cfg = self._config
+        auth = bool(cfg.http_restricted_api) or self._api_keys is not None
+        return {
+            "version": __version__,
+            "http_port": self.http_port,
+            "grpc_port": self.grpc_port,
+            "metrics_port": self.metrics_port,
+            "auth": auth,
+            "started_at": self._started_at,
+        }
 
     async def _shutdown(self, timeout: float) -> None:
         assert self._dataplane is not None
         if self._repository is not None:
             self._repository.stop_polling()
-        drained = await self._dataplane.drain(timeout)
+        drained = await self._drain(timeout)
         if not drained:
             LOGGER.warning("Requests still running after exit_timeout_secs=%s; closing anyway", timeout)
         self._dataplane.alive = False
-        await asyncio.gather(*(f.stop() for f in self._frontends), return_exceptions=True)
+        # after a failed drain the requests left are hung: the front ends get a short bound, not their grace
+        await bounded([f.stop() for f in self._frontends], None if drained else HUNG_EXIT_S, "stopping the front ends")
         self._dataplane.stop_models()
-        if self._repository is not None:
-            await self._repository.close(timeout)  # finalize the repository's models
+        self._dataplane.trace.close()  # traces still buffered go to the trace file
+        self._dataplane.log.release()
+        if self._repository is not None:  # finalize the repository's models
+            await bounded([self._repository.close(timeout)], timeout if drained else HUNG_EXIT_S, "finalizing")
+
+    async def _drain(self, timeout: float) -> bool:
+        """The dataplane's drain in short slices, so that a second SIGINT/SIGTERM (``_on_signal``) ends it."""
+        assert self._dataplane is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._hurried:
+            remaining = deadline - loop.time()
+            if await self._dataplane.drain(max(_DRAIN_SLICE_S / 4, min(_DRAIN_SLICE_S, remaining))):
+                return True
+            if remaining <= _DRAIN_SLICE_S:
+                return False
+        return False
 
     def _load(self, model: Model) -> None:
         """Register ``model`` (LOADING), warm it up on its own instances, then make it READY."""
@@ -500,37 +556,8 @@ class Triton:
         threading.Thread(target=self.stop, name="pytriton_lite-stop", daemon=True).start()
 
 
-def _named(tensor: Tensor, default: str) -> Tensor:
-    if tensor.name:
-        return tensor
-    return Tensor(shape=tensor.shape, dtype=tensor.dtype, name=default, optional=tensor.optional)
-
-
-def _attach_context(model: Model) -> None:
-    """Give each callable PyTriton's ``__triton_context__`` so decorators can read the model config."""
-    try:
-        from pytriton_lite.decorators import attach_triton_context
-    except ImportError:
-        return
-    from pytriton_lite.model_config import TensorSpec, TritonModelConfig
-
-    config = TritonModelConfig(
-        model_name=model.name,
-        model_version=model.version,
-        max_batch_size=model.max_batch_size,
-        batching=model.max_batch_size > 0,
-        batcher=model.config.batcher if model.max_batch_size > 0 else None,
-        decoupled=model.decoupled,
-        inputs=[TensorSpec(t.name, t.shape, t.dtype, t.optional) for t in model.inputs],  # type: ignore[arg-type]
-        outputs=[TensorSpec(t.name, t.shape, t.dtype) for t in model.outputs],  # type: ignore[arg-type]
-        response_cache=None,
-        model_warmup=model.config.model_warmup,
-    )
-    for func in model.infer_funcs:
-        attach_triton_context(func, config)
-
-
 # PyTriton's pytriton.triton re-exports its config classes; so does this module
 __all__ = ["Triton", "TritonConfig", "TritonLifecyclePolicy", "TritonSecurityConfig", "TRITON_ACCESS_HEADER"]
 __all__ += ["DefaultTritonLifecyclePolicy", "VertextAILifecyclePolicy"]
 __all__ += ["VALID_TRITON_ENDPOINTS", "DEFAULT_PROTECTED_ENDPOINTS"]
+__all__ += ["RemoteTriton"]

@@ -28,6 +28,11 @@ class Request:
     parameters: Optional[Dict[str, ParameterValue]] = None
     span: Optional[Any] = None
     requested_output_names: Optional[List[str]] = None
+    # what Triton's python backend exposes of a request (pb_utils.InferenceRequest.request_id() & co.)
+    id: str = ""
+    correlation_id: Union[int, str] = 0  # the ``sequence_id`` parameter
+    flags: int = 0  # TRITONSERVER_REQUEST_FLAG_SEQUENCE_START (1) | _SEQUENCE_END (2)
+    timeout_us: int = 0
 
     def __getitem__(self, input_name: str) -> np.ndarray:
         return self.data[input_name]
@@ -87,6 +92,8 @@ class InferenceRequest:
     id: str = ""
     priority: int = 0
     timeout_us: Optional[int] = None
+    correlation_id: Union[int, str] = 0  # the ``sequence_id`` parameter (no sequence batcher: carried only)
+    flags: int = 0  # sequence_start -> 1, sequence_end -> 2 (Triton's request flags)
 
 
 @dataclass
@@ -199,13 +206,42 @@ class StatsSnapshot:
     pending: int  # requests received and not yet executing (Triton's pending request count)
     queued: int  # requests waiting in the batcher's queue
     batch_size_histogram: Tuple[Tuple[int, int], ...]  # (rows per execution, executions)
+    load_duration_s: float = 0.0  # how long its load took (repository models); 0 = not measured
+    latency_histogram: Tuple[int, ...] = ()  # successful requests per core.stats.LATENCY_BOUNDS_US bucket, +Inf last
+    instance_busy_ns: Tuple[Tuple[int, int], ...] = ()  # (instance index, nanoseconds spent executing)
+    # Triton's latency summaries when enabled: (phase, count, sum µs, ((quantile, µs), ...)); core.summaries
+    summaries: Tuple[Tuple[str, int, float, Tuple[Tuple[float, float], ...]], ...] = ()
 
     @property
     def version_str(self) -> str:
         return str(self.version)
 
 
+@dataclass(frozen=True)
+class CustomMetric:
+    """One series of a python model's custom metric family (``pb_utils.MetricFamily``): its sorted labels and
+    value; a histogram's ``buckets`` are (upper bound, cumulative count), ``count`` its observations and
+    ``value`` their sum."""
+
+    labels: Tuple[Tuple[str, str], ...]
+    value: float
+    buckets: Tuple[Tuple[float, int], ...] = ()
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class CustomMetricFamily:
+    """A custom metric family as ``/metrics`` exports it; ``kind`` is ``counter``, ``gauge`` or ``histogram``."""
+
+    name: str
+    description: str
+    kind: str
+    metrics: Tuple[CustomMetric, ...]
+
+
 __all__ += [
+    "CustomMetric",
+    "CustomMetricFamily",
     "ModelState",
     "TensorInfo",
     "ModelInfo",

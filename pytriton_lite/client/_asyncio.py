@@ -44,7 +44,8 @@ _AIO_CLIENT_ERRORS: Tuple[Type[BaseException], ...] = (*CLIENT_ERRORS, *AIO_TRAN
 
 
 class AsyncioModelClient(BaseModelClient):
-    """asyncio client for one model over HTTP or gRPC (same arguments as ModelClient, minus access_token)."""
+    """asyncio client for one model over HTTP or gRPC (same arguments as ModelClient, ``access_token`` and
+    ``api_key`` included)."""
 
     def __init__(
         self,
@@ -57,6 +58,8 @@ class AsyncioModelClient(BaseModelClient):
         inference_timeout_s: Optional[float] = None,
         model_config: Optional[TritonModelConfig] = None,
         ensure_model_is_ready: bool = True,
+        access_token: Optional[str] = None,
+        api_key: Optional[str] = None,
     ):
         super().__init__(
             url,
@@ -67,6 +70,8 @@ class AsyncioModelClient(BaseModelClient):
             inference_timeout_s=inference_timeout_s,
             model_config=model_config,
             ensure_model_is_ready=ensure_model_is_ready,
+            access_token=access_token,
+            api_key=api_key,
         )
         self._triton_client_lib = tritonclient.grpc.aio if self._is_grpc else tritonclient.http.aio
         self._general_client: Optional[_AioClient] = None
@@ -105,12 +110,16 @@ class AsyncioModelClient(BaseModelClient):
             raise PyTritonClientClosedError("AsyncioModelClient is closed")
         if self._general_client is None:
             url = self._triton_url.with_scheme
-            self._general_client = asyncio_utils.create_client_from_url(url, network_timeout_s=self._network_timeout_s)
+            self._general_client = self._register_auth(
+                asyncio_utils.create_client_from_url(url, network_timeout_s=self._network_timeout_s)
+            )
             # gRPC deadlines are per call, so one channel serves both.
             self._infer_client = (
                 self._general_client
                 if self._is_grpc
-                else asyncio_utils.create_client_from_url(url, network_timeout_s=self._inference_timeout_s)
+                else self._register_auth(
+                    asyncio_utils.create_client_from_url(url, network_timeout_s=self._inference_timeout_s)
+                )
             )
         return self._general_client, self._infer_client
 

@@ -5,6 +5,7 @@ No I/O here; the sync and asyncio clients do their own calls.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -12,6 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 import tritonclient.utils
 
+from pytriton_lite.client.auth import AuthPlugin, auth_headers
 from pytriton_lite.client.exceptions import PyTritonClientValueError
 from pytriton_lite.client.utils import TritonUrl
 from pytriton_lite.model_config import TritonModelConfig
@@ -140,8 +142,14 @@ class BaseModelClient:
         inference_timeout_s: Optional[float] = None,
         model_config: Optional[TritonModelConfig] = None,
         ensure_model_is_ready: bool = True,
+        access_token: Optional[str] = None,
+        api_key: Optional[str] = None,
     ):
         self._triton_url = TritonUrl.from_url(url)
+        # ValueError for an empty token/key before any connection is made
+        auth_headers(access_token, api_key, self._triton_url.scheme)
+        self._access_token = access_token
+        self._api_key = api_key
         self._url = url
         self._model_name = model_name
         self._model_version = model_version
@@ -163,6 +171,11 @@ class BaseModelClient:
         if existing_client._model_config is not None:
             kwargs.setdefault("model_config", existing_client._model_config)
             kwargs.setdefault("ensure_model_is_ready", False)
+        accepted = inspect.signature(cls.__init__).parameters
+        for name in ("access_token", "api_key"):
+            secret = getattr(existing_client, f"_{name}", None)
+            if secret is not None and name in accepted:
+                kwargs.setdefault(name, secret)
         return cls(
             url=existing_client._url,
             model_name=existing_client._model_name,
@@ -171,6 +184,12 @@ class BaseModelClient:
             inference_timeout_s=existing_client._inference_timeout_s,
             **kwargs,
         )
+
+    def _register_auth(self, client: Any) -> Any:
+        """Make ``client`` (any tritonclient client) send the access token / API key on every call."""
+        if self._access_token is not None or self._api_key is not None:
+            client.register_plugin(AuthPlugin(self._access_token, self._triton_url.scheme, api_key=self._api_key))
+        return client
 
     @property
     def _next_request_id(self) -> str:

@@ -45,6 +45,8 @@ class DecoupledModelClient(ModelClient):
         inference_timeout_s: Optional[float] = None,
         model_config: Optional[TritonModelConfig] = None,
         ensure_model_is_ready: bool = True,
+        access_token: Optional[str] = None,
+        api_key: Optional[str] = None,
     ):
         # Checked before any connection or readiness wait is made.
         if TritonUrl.from_url(url).scheme == "http":
@@ -62,6 +64,8 @@ class DecoupledModelClient(ModelClient):
             inference_timeout_s=inference_timeout_s,
             model_config=model_config,
             ensure_model_is_ready=ensure_model_is_ready,
+            access_token=access_token,
+            api_key=api_key,
         )
 
     def close(self) -> None:

@@ -12,11 +12,13 @@ import numpy as np
 
 from pytriton_lite.client._base import DEFAULT_INIT_TIMEOUT_S
 from pytriton_lite.client._sync import ModelClient
+from pytriton_lite.client.auth import auth_headers
 from pytriton_lite.client.exceptions import (
     PyTritonClientClosedError,
     PyTritonClientQueueFullError,
     PyTritonClientValueError,
 )
+from pytriton_lite.client.utils import TritonUrl
 from pytriton_lite.model_config import TritonModelConfig
 
 _LOGGER = logging.getLogger("pytriton_lite.client")
@@ -34,7 +36,7 @@ class FuturesModelClient:
         max_queue_size: most requests waiting for a thread.
         non_blocking: True raises ``PyTritonClientQueueFullError`` at once when the queue is full; False
             waits for room (up to ``inference_timeout_s`` when given, else forever).
-        init_timeout_s, inference_timeout_s: as for ModelClient.
+        init_timeout_s, inference_timeout_s, access_token, api_key: as for ModelClient.
     """
 
     def __init__(
@@ -48,11 +50,17 @@ class FuturesModelClient:
         non_blocking: bool = False,
         init_timeout_s: Optional[float] = None,
         inference_timeout_s: Optional[float] = None,
+        access_token: Optional[str] = None,
+        api_key: Optional[str] = None,
     ):
         if max_workers is not None and max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
         if max_queue_size is not None and max_queue_size <= 0:
             raise ValueError("max_queue_size must be greater than 0")
+        if access_token is not None or api_key is not None:  # ValueError now, not in a worker thread
+            auth_headers(access_token, api_key, TritonUrl.from_url(url).scheme)
+        self._access_token = access_token
+        self._api_key = api_key
         self._url = url
         self._model_name = model_name
         self._model_version = model_version
@@ -179,6 +187,8 @@ class FuturesModelClient:
             # Once one thread knows the config, the others skip the readiness wait and config fetch.
             model_config=config,
             ensure_model_is_ready=config is None,
+            access_token=self._access_token,
+            api_key=self._api_key,
         )
 
     def _run(self, client: ModelClient, name: str, request: Any) -> Any:

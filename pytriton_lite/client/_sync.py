@@ -7,7 +7,6 @@ FuturesModelClient for concurrency.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import time
 from typing import Any, Dict, Iterator, Optional, Union
@@ -29,7 +28,6 @@ from pytriton_lite.client._base import (
     verify_parameters,
 )
 from pytriton_lite.client._errors import CLIENT_ERRORS, inference_error
-from pytriton_lite.client.auth import AuthPlugin, create_auth_headers
 from pytriton_lite.client.exceptions import (
     PyTritonClientClosedError,
     PyTritonClientInferenceServerError,
@@ -55,6 +53,8 @@ class ModelClient(BaseModelClient):
         model_config: known config (skips fetching it).
         ensure_model_is_ready: False together with ``model_config`` skips the readiness check.
         access_token: token for servers with restricted endpoints (TritonSecurityConfig).
+        api_key: API key for servers started with ``TritonSecurityConfig(api_keys=...)``; sent as
+            ``Authorization: Bearer <key>`` on every call (HTTP header or gRPC metadata).
     """
 
     def __init__(
@@ -69,6 +69,7 @@ class ModelClient(BaseModelClient):
         model_config: Optional[TritonModelConfig] = None,
         ensure_model_is_ready: bool = True,
         access_token: Optional[str] = None,
+        api_key: Optional[str] = None,
     ):
         super().__init__(
             url,
@@ -79,10 +80,9 @@ class ModelClient(BaseModelClient):
             inference_timeout_s=inference_timeout_s,
             model_config=model_config,
             ensure_model_is_ready=ensure_model_is_ready,
+            access_token=access_token,
+            api_key=api_key,
         )
-        if access_token is not None:
-            create_auth_headers(access_token, self._triton_url.scheme)  # ValueError for "", before any connection
-        self._access_token = access_token
         self._triton_client_lib = tritonclient.grpc if self._is_grpc else tritonclient.http
         self._general_client: Optional[_SyncClient] = self._create_client(self._network_timeout_s)
         # gRPC deadlines are per call, so one channel serves both; HTTP clients carry their timeout.
@@ -98,17 +98,7 @@ class ModelClient(BaseModelClient):
 
     def _create_client(self, network_timeout_s: float) -> _SyncClient:
         client = utils.create_client_from_url(self._triton_url.with_scheme, network_timeout_s=network_timeout_s)
-        if self._access_token is not None:
-            client.register_plugin(AuthPlugin(self._access_token, self._triton_url.scheme))
-        return client
-
-    @classmethod
-    def from_existing_client(cls, existing_client: BaseModelClient, **kwargs: Any):
-        """A new client for the same url/model/timeouts and access token, reusing the known model config."""
-        token = getattr(existing_client, "_access_token", None)
-        if token is not None and "access_token" in inspect.signature(cls.__init__).parameters:
-            kwargs.setdefault("access_token", token)
-        return super().from_existing_client(existing_client, **kwargs)
+        return self._register_auth(client)
 
     # --- lifecycle ------------------------------------------------------------------------------------
 

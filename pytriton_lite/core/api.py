@@ -13,9 +13,9 @@ load and unload are refused with Triton's 503 / UNAVAILABLE text (``MODEL_CONTRO
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AsyncGenerator, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, AsyncGenerator, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
-from pytriton_lite.types import InferenceRequest, InferenceResponse, ModelInfo, StatsSnapshot
+from pytriton_lite.types import CustomMetricFamily, InferenceRequest, InferenceResponse, ModelInfo, StatsSnapshot
 
 IsGone = Callable[[], bool]
 
@@ -49,8 +49,9 @@ class ModelControl(Protocol):
     Called on the serving loop; raises ``InferenceError`` subclasses with Triton's statuses.
     """
 
-    async def load(self, name: str, config_json: str = "") -> None:
-        """Load (or reload) ``name``; ``config_json`` is a JSON ModelConfig that overrides config.pbtxt."""
+    async def load(self, name: str, config_json: str = "", files: Optional[Mapping[str, bytes]] = None) -> None:
+        """Load (or reload) ``name``; ``config_json`` is a JSON ModelConfig that overrides config.pbtxt;
+        ``files`` (``{"1/model.py": content}``, paths in the model folder) replace the model's folder."""
         ...
 
     async def unload(self, name: str, unload_dependents: bool = False) -> None:
@@ -68,6 +69,11 @@ class DataPlane(Protocol):
     @property
     def server_id(self) -> str:
         """The server's name in ``GET /v2`` / ServerMetadata."""
+        ...
+
+    @property
+    def model_control_enabled(self) -> bool:
+        """A model repository is served (``ModelControl`` set): server metadata lists ``model_repository``."""
         ...
 
     def live(self) -> bool:
@@ -108,6 +114,10 @@ class DataPlane(Protocol):
         """The statistics of every registered version whatever its state (what ``/metrics`` exports)."""
         ...
 
+    def custom_metric_families(self) -> List[CustomMetricFamily]:
+        """The custom metrics python models made (``pb_utils.MetricFamily``), for ``/metrics``."""
+        ...
+
     async def infer(self, request: InferenceRequest, is_gone: Optional[IsGone] = None) -> InferenceResponse:
         """One request, one response. Raises ``DecoupledModelError`` for a decoupled model.
 
@@ -129,12 +139,22 @@ class DataPlane(Protocol):
         reason), and the repository's models that were never loaded (name only); ``ready_only``: READY ones."""
         ...
 
-    async def load_model(self, name: str, config_json: str = "") -> None:
-        """Repository load (``POST /v2/repository/models/{m}/load``, RepositoryModelLoad)."""
+    async def load_model(self, name: str, config_json: str = "", files: Optional[Mapping[str, bytes]] = None) -> None:
+        """Repository load (``POST /v2/repository/models/{m}/load``, RepositoryModelLoad); ``files`` are the
+        ``file:<path>`` parameters (prefix removed, contents decoded)."""
         ...
 
     async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
         """Repository unload (``POST /v2/repository/models/{m}/unload``, RepositoryModelUnload)."""
+        ...
+
+    def trace_setting(self, name: str = "", changes: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        """Triton's trace settings (global, or of model ``name``) after applying ``changes`` (key -> wire value,
+        None = clear); an unknown or unready ``name`` is INVALID_ARG ``Request for unknown model : <name>``."""
+        ...
+
+    def log_settings(self, changes: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        """Triton's log settings after applying ``changes`` (``/v2/logging``, LogSettings)."""
         ...
 
 

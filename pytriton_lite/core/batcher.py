@@ -162,6 +162,8 @@ class Batcher(BatchSink):
         batching = model.max_batch_size > 0
         cfg = model.served.dynamic_batching  # the served config is the policy (bound or from config.pbtxt)
         self.max_batch_size = model.max_batch_size
+        # Triton's default scheduler (batching model, no dynamic_batching) runs each request alone
+        self.merging = batching and not model.decoupled and model.served.HasField("dynamic_batching")
         self.delay_ns = int(cfg.max_queue_delay_microseconds) * 1000 if batching else 0
         self.preferred = sorted({int(s) for s in cfg.preferred_batch_size}) if batching else []
         self.levels = max(1, int(cfg.priority_levels)) if batching else 1
@@ -350,7 +352,7 @@ class Batcher(BatchSink):
         blocked = False
         key = None
         for item in self._live(now):
-            if max_size == 0 or self.model.decoupled:  # decoupled: never batched across streams
+            if not self.merging:  # no batcher, or decoupled: never batched across requests / streams
                 return [item], 0
             if key is None:
                 key = item.key
@@ -412,6 +414,7 @@ class Batcher(BatchSink):
             self.free.append(instance)
         self.in_flight -= 1
         end = time.monotonic_ns()
+        self.stats.record_busy(instance.index, end - batch.start_ns)
         if error is None:
             self.stats.record_execution(
                 batch.size,

@@ -9,22 +9,34 @@ Front ends decode their wire format into ``InferenceRequest``, call ``infer``/``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from typing import TYPE_CHECKING, AsyncGenerator, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Callable, Dict, List, Mapping, Optional, Tuple
 
 from pytriton_lite.core.api import MODEL_CONTROL_DISABLED, DataPlane, IndexEntry, IsGone, ModelControl
 from pytriton_lite.core.batcher import Batcher, Pending, StreamOutcomes
 from pytriton_lite.core.cache import ResponseCache, request_key
 from pytriton_lite.core.instances import Instance
+from pytriton_lite.core.log_settings import LogSettings
 from pytriton_lite.core.model import Model
 from pytriton_lite.core.registry import Entry, Registry, Unavailable
+from pytriton_lite.core.sequence import make_batcher
+from pytriton_lite.core.summaries import LatencySummaries
+from pytriton_lite.core.trace import TraceSettings
 from pytriton_lite.exceptions import (
     DecoupledModelError,
     InvalidArgumentError,
     ModelNotFoundError,
     UnavailableError,
 )
-from pytriton_lite.types import InferenceRequest, InferenceResponse, ModelInfo, ModelState, StatsSnapshot
+from pytriton_lite.types import (
+    CustomMetricFamily,
+    InferenceRequest,
+    InferenceResponse,
+    ModelInfo,
+    ModelState,
+    StatsSnapshot,
+)
 
 
 def model_not_available(name: str) -> InvalidArgumentError:
@@ -55,10 +67,21 @@ class InProcessDataPlane:
         self.control: Optional[ModelControl] = None
         # Triton's --strict-readiness: ready only while every model is (a failed repository model counts)
         self.strict_readiness = True
+        # Triton's summary_latencies (metrics_config): the quantiles to keep per model version; None = off
+        self.summary_quantiles: Optional[Tuple[Tuple[float, float], ...]] = None
+        # python models' custom metrics (pb_utils.MetricFamily): the repository layer sets the source
+        self.custom_metrics: Optional[Callable[[], List[CustomMetricFamily]]] = None
+        # Triton's trace and logging extensions (core/trace.py, core/log_settings.py); Triton sets them up
+        self.trace = TraceSettings()
+        self.log = LogSettings()
 
     @property
     def server_id(self) -> str:
         return self._server_id
+
+    @property
+    def model_control_enabled(self) -> bool:
+        return self.control is not None
 
     # --- model lifecycle (on the loop, called by Triton) -----------------------------------------------
 
@@ -72,7 +95,9 @@ class InProcessDataPlane:
         return entry
 
     def _start_entry(self, entry: Entry) -> None:
-        entry.batcher = Batcher(entry.model, self.loop, entry.stats, self._unrecoverable)
+        if self.summary_quantiles is not None:
+            entry.stats.summaries = LatencySummaries(self.summary_quantiles)
+        entry.batcher = make_batcher(entry.model, self.loop, entry.stats, self._unrecoverable)
         entry.batcher.start()
         self._instances = self._instances + tuple(entry.batcher.instances)
 
@@ -219,13 +244,36 @@ class InProcessDataPlane:
     @staticmethod
     def _snapshot(entry: Entry) -> StatsSnapshot:
         model = entry.model
-        return entry.stats.snapshot(
+        snapshot = entry.stats.snapshot(
             model.name, model.version, model.max_batch_size, model.response_cache, entry.batcher.queued
         )
+        if model.load_duration_s:
+            snapshot = dataclasses.replace(snapshot, load_duration_s=model.load_duration_s)
+        return snapshot
 
     def all_statistics(self) -> List[StatsSnapshot]:
         """Statistics of every registered version whatever its state (the metrics endpoint's view)."""
         return [self._snapshot(e) for e in self.registry.entries()]
+
+    def custom_metric_families(self) -> List[CustomMetricFamily]:
+        return self.custom_metrics() if self.custom_metrics is not None else []
+
+    # --- trace and logging extensions (core.api.DataPlane) ----------------------------------------------
+
+    def trace_setting(self, name: str = "", changes: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        if name:
+            try:
+                ready = self.registry.get(name).state is ModelState.READY
+            except (ModelNotFoundError, InvalidArgumentError):
+                ready = False
+            if not ready:
+                raise InvalidArgumentError(f"Request for unknown model : {name}")
+        if changes is not None:
+            self.trace.update(name, changes)
+        return self.trace.view(name)
+
+    def log_settings(self, changes: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        return self.log.update(changes) if changes else self.log.view()
 
     # --- model repository (core.api.DataPlane) ---------------------------------------------------------
 
@@ -246,10 +294,13 @@ class InProcessDataPlane:
                 rows += [IndexEntry(name) for name in self.control.repository_names() if name not in listed]
         return sorted(rows, key=lambda row: (row.name, int(row.version or 0)))
 
-    async def load_model(self, name: str, config_json: str = "") -> None:
+    async def load_model(self, name: str, config_json: str = "", files: Optional[Mapping[str, bytes]] = None) -> None:
         if self.control is None:
             raise UnavailableError(MODEL_CONTROL_DISABLED)
-        await self.control.load(name, config_json)
+        if files:
+            await self.control.load(name, config_json, files)
+        else:
+            await self.control.load(name, config_json)
 
     async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
         if self.control is None:
@@ -271,6 +322,7 @@ class InProcessDataPlane:
         model = entry.model
         if model.decoupled:
             raise DecoupledModelError(model.name)
+        trace = self.trace.start(model.name, model.version_str, request.id) if self.trace.active else None
         callable_request, batch_size, key = model.prepare(request)
         stats = entry.stats
         cache_key = None
@@ -283,8 +335,9 @@ class InProcessDataPlane:
                 return InferenceResponse(model.name, model.version_str, outputs, id=request.id)
             stats.cache_miss.add(time.monotonic_ns() - started)
         future: asyncio.Future[InferenceResponse] = self.loop.create_future()
-        entry.batcher.submit(Pending(callable_request, request, batch_size, key, future=future, is_gone=is_gone))
-        response = await future
+        item = Pending(callable_request, request, batch_size, key, future=future, is_gone=is_gone)
+        entry.batcher.submit(item)
+        response = await (future if trace is None else self.trace.follow(trace, item, future))
         if cache_key is not None and self.cache is not None:
             self.cache.put(cache_key, response.outputs)
         return response
@@ -293,12 +346,14 @@ class InProcessDataPlane:
         """0..n responses for a decoupled model (exactly one otherwise); closing the iterator stops the model."""
         entry = self._admit(request)
         model = entry.model
+        trace = self.trace.start(model.name, model.version_str, request.id) if self.trace.active else None
         callable_request, batch_size, key = model.prepare(request)
         batcher: Batcher = entry.batcher
         if not model.decoupled:
             future: asyncio.Future[InferenceResponse] = self.loop.create_future()
-            batcher.submit(Pending(callable_request, request, batch_size, key, future=future))
-            yield await future
+            single = Pending(callable_request, request, batch_size, key, future=future)
+            batcher.submit(single)
+            yield await (future if trace is None else self.trace.follow(trace, single, future))
             return
         stream = StreamOutcomes()
         item = Pending(callable_request, request, batch_size, key, stream=stream)
@@ -311,6 +366,8 @@ class InProcessDataPlane:
                 yield outcome
         finally:
             batcher.close_stream(item)
+            if trace is not None:
+                self.trace.complete(trace, item, None)
 
 
 if TYPE_CHECKING:  # mypy proves that the implementation satisfies the seam's protocol

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from pytriton_lite._echo import echo, echo_names
 from pytriton_lite.core.served_config import ModelConfigProto, bound_model_config
 from pytriton_lite.exceptions import InferenceError, InvalidArgumentError, ModelExecutionError
 from pytriton_lite.model_config import ModelConfig, Tensor, is_bytes_dtype, to_triton_dtype
@@ -33,7 +34,7 @@ def _info(tensor: Tensor) -> TensorInfo:
 
 
 def _fmt_names(names: Sequence[str]) -> str:
-    return "[" + ",".join(f"'{n}'" for n in names) + "]"
+    return echo_names(names)  # client names: bounded (issue 10)
 
 
 def _fmt_shape(shape: Sequence[int]) -> str:
@@ -76,6 +77,7 @@ class Model:
         self.max_batch_size = int(self.served.max_batch_size)
         self.decoupled = bool(self.served.model_transaction_policy.decoupled)
         self.response_cache = bool(self.served.response_cache.enable)
+        self.load_duration_s = 0.0  # set by the repository layer once loaded (Triton's nv_model_load_duration_secs)
         self.input_infos = tuple(_info(t) for t in self.inputs)
         self.output_infos = tuple(_info(t) for t in self.outputs)
         self.input_by_name: Dict[str, Tensor] = {t.name: t for t in self.inputs}  # type: ignore[misc]
@@ -116,13 +118,21 @@ class Model:
         batch_size = self._batch_size(inputs) if self.max_batch_size > 0 else 1
         key = tuple(self._check_input(name, array) for name, array in inputs.items())
         names = requested if requested is not None else self.output_names
-        callable_request = Request(data=dict(inputs), parameters=request.parameters, requested_output_names=list(names))
+        callable_request = Request(
+            data=dict(inputs),
+            parameters=request.parameters,
+            requested_output_names=list(names),
+            id=request.id,
+            correlation_id=request.correlation_id,
+            flags=request.flags,
+            timeout_us=request.timeout_us or 0,
+        )
         return callable_request, batch_size, key
 
     def _check_requested(self, requested: Sequence[str]) -> None:
         for out in requested:
             if out not in self.output_by_name:
-                raise InvalidArgumentError(f"unexpected inference output '{out}' for model '{self.name}'")
+                raise InvalidArgumentError(f"unexpected inference output '{echo(out)}' for model '{self.name}'")
 
     def _check_names(self, inputs: Dict[str, np.ndarray]) -> None:
         """Triton's input-count and unknown-input checks, in its order and words."""
@@ -142,7 +152,7 @@ class Model:
             )
         for name in inputs:
             if name not in self.input_by_name:
-                raise InvalidArgumentError(f"unexpected inference input '{name}' for model '{model}'")
+                raise InvalidArgumentError(f"unexpected inference input '{echo(name)}' for model '{model}'")
 
     def _batch_size(self, inputs: Dict[str, np.ndarray]) -> int:
         """Rows of the request: every input's first dim, equal across inputs and within max_batch_size."""

@@ -13,7 +13,10 @@ from tritonclient.grpc import model_config_pb2
 from tritonclient.grpc.model_config_pb2 import ModelConfig as ModelConfigProto
 from tritonclient.grpc.model_config_pb2 import ModelQueuePolicy
 
+from pytriton_lite.core.sequence_config import SequenceConfigError, check_sequence_batching, complete_sequence_batching
+from pytriton_lite.exceptions import PyTritonBadParameterError
 from pytriton_lite.model_config import ModelConfig, ModelWarmup, QueuePolicy, Tensor, to_triton_dtype
+from pytriton_lite.model_config.sequence import SequenceBatcher, SequenceBatcherStrategyOldest
 
 
 def config_data_type(triton_dtype: str) -> int:
@@ -49,6 +52,33 @@ def _dynamic_batching(proto: ModelConfigProto, config: ModelConfig, max_batch_si
         _queue_policy(section.priority_queue_policy[int(level)], policy)
 
 
+def _sequence_batching(proto: ModelConfigProto, batcher: SequenceBatcher) -> None:
+    section = proto.sequence_batching
+    section.SetInParent()
+    section.max_sequence_idle_microseconds = int(batcher.max_sequence_idle_microseconds or 0)
+    strategy = batcher.strategy
+    if isinstance(strategy, SequenceBatcherStrategyOldest):
+        section.oldest.max_candidate_sequences = int(strategy.max_candidate_sequences)
+        section.oldest.preferred_batch_size.extend(int(s) for s in strategy.preferred_batch_size)
+        section.oldest.max_queue_delay_microseconds = int(strategy.max_queue_delay_microseconds)
+        section.oldest.preserve_ordering = bool(strategy.preserve_ordering)
+    elif strategy is not None:  # Direct (also Triton's default when no strategy is given)
+        section.direct.SetInParent()
+        section.direct.max_queue_delay_microseconds = int(strategy.max_queue_delay_microseconds)
+        section.direct.minimum_slot_utilization = float(strategy.minimum_slot_utilization)
+    for control_input in batcher.control_inputs:
+        entry = section.control_input.add(name=str(control_input.input_name))
+        for control in control_input.controls:
+            target = entry.control.add()
+            target.kind = model_config_pb2.ModelSequenceBatching.Control.Kind.Value(control.kind.value)
+            target.int32_false_true.extend(int(v) for v in control.int32_false_true)
+            target.fp32_false_true.extend(float(v) for v in control.fp32_false_true)
+            target.bool_false_true.extend(bool(v) for v in control.bool_false_true)
+            if control.dtype is not None:
+                target.data_type = config_data_type(to_triton_dtype(control.dtype))
+    complete_sequence_batching(proto)
+
+
 def _add_warmup(proto: ModelConfigProto, warmup: ModelWarmup) -> None:
     entry = proto.model_warmup.add(name=warmup.name, batch_size=int(warmup.batch_size), count=int(warmup.count))
     for name, winput in warmup.inputs.items():
@@ -80,7 +110,9 @@ def bound_model_config(
     for spec in outputs:
         entry = proto.output.add(name=spec.name, dims=[int(d) for d in spec.shape])
         entry.data_type = config_data_type(spec.triton_dtype)
-    if max_batch_size > 0:
+    if config.sequence_batcher is not None:
+        _sequence_batching(proto, config.sequence_batcher)
+    elif max_batch_size > 0:
         _dynamic_batching(proto, config, max_batch_size)
     group = proto.instance_group.add(name=f"{name}_0", count=int(instance_count))
     group.kind = model_config_pb2.ModelInstanceGroup.Kind.Value("KIND_CPU")
@@ -90,6 +122,10 @@ def bound_model_config(
         proto.response_cache.enable = True
     for warmup in config.model_warmup or []:
         _add_warmup(proto, warmup)
+    try:
+        check_sequence_batching(proto)
+    except SequenceConfigError as exc:
+        raise PyTritonBadParameterError(str(exc)) from None
     return proto
 
 

@@ -25,11 +25,15 @@ from typing import Any, List, Optional
 
 import uvicorn
 
+from pytriton_lite.frontends._http_limits import HttpLimits, default_max_connections
+from pytriton_lite.frontends._http_protocol import bound_protocol
+
 LOGGER = logging.getLogger("pytriton_lite.uvicorn")
 
 DEFAULT_GRACEFUL_SHUTDOWN_S = 5
 _STOP_MARGIN_S = 5.0  # beyond the graceful period, before a stop gives up waiting
 _SHUTDOWN_POLL_S = 0.005
+_UVICORN_KEEP_ALIVE_S = 5.0  # uvicorn's own default, for a server that names none
 
 # Every embedded server: no lifespan, no logging set-up, no access log, no Server header.
 _COMMON_OPTIONS = {
@@ -113,7 +117,9 @@ class _OwnedServer(uvicorn.Server):
 class EmbeddedServer:
     """An ASGI app served by uvicorn on the running loop; ``start``/``stop`` run on that loop.
 
-    ``options`` are further ``uvicorn.Config`` arguments (``ws``, ``timeout_keep_alive``, ``date_header``...).
+    ``options`` are further ``uvicorn.Config`` arguments (``ws``, ``date_header``, ``ssl_*``...). Connections
+    are served by ``_http_protocol.HardenedHttpProtocol`` under ``limits`` (defaults: ``HttpLimits`` with a
+    connection cap from the open-file limit; a ``timeout_keep_alive`` option sets its idle deadline).
     """
 
     def __init__(
@@ -125,8 +131,16 @@ class EmbeddedServer:
         port: int,
         backlog: int = 2048,
         graceful_shutdown_s: int = DEFAULT_GRACEFUL_SHUTDOWN_S,
+        limits: Optional[HttpLimits] = None,
         **options: Any,
     ) -> None:
+        if limits is None:
+            keep_alive = options.get("timeout_keep_alive")
+            keep_alive_s = float(keep_alive) if keep_alive else _UVICORN_KEEP_ALIVE_S
+            limits = HttpLimits(keepalive_timeout_s=keep_alive_s, max_connections=default_max_connections())
+        self.limits = limits
+        options = {**options, "timeout_keep_alive": limits.keepalive_timeout_s}
+        options.setdefault("http", bound_protocol(limits))
         self.app = app
         self.label = label
         self.host = host

@@ -4,13 +4,16 @@ The servicer subclasses tritonclient's generated base class; methods the server 
 base behaviour or answer UNIMPLEMENTED with a reason. ModelInfer and ModelStreamInfer are registered with
 our own (de)serialisers so that tensors travel as views of the wire bytes (see ``protocol.grpc_codec``).
 
-Streams: every request on a ModelStreamInfer call runs as its own task. Responses of decoupled models go
-out as they are produced; those of ordinary models go out in request order. Errors become in-stream
-``error_message`` responses and the stream stays usable. A half-close ends the call once every request
-has finished; a cancelled call cancels the requests, which closes the models' generators.
+Streams (``_grpc_stream``, a mixin of the servicer): every request on a ModelStreamInfer call runs as its
+own task. Responses of decoupled models go out as they are produced; those of ordinary models go out in
+request order. Errors become in-stream ``error_message`` responses and the stream stays usable. A
+half-close ends the call once every request has finished; a cancelled call cancels the requests, which
+closes the models' generators.
+Connection limits, message sizes and the deserialisers that turn bad bytes into INVALID_ARGUMENT are
+``_grpc_guard``'s.
 
-Every RPC is wrapped where the handler table is built (``_method_handlers``): the wrapper checks the
-``--grpc-restricted-protocol`` header of the RPC's group (``protocol.access``) and maps what the servicer
+Every RPC is wrapped where the handler table is built (``_method_handlers``): the wrapper checks the API
+key and ``--grpc-restricted-protocol`` header of the RPC's group (``access.GrpcGate``) and maps what the servicer
 raises to the call's status: a ``PyTritonError`` -> its ``grpc_code`` and message, ``DecoupledModelError``
 -> UNIMPLEMENTED with Triton's ModelInfer wording, anything else -> INTERNAL with the exception text,
 logged once. Servicer methods just return or raise.
@@ -18,7 +21,6 @@ logged once. Servicer methods just return or raise.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 import pathlib
@@ -28,11 +30,9 @@ from typing import (
     Awaitable,
     Callable,
     Dict,
-    List,
     Mapping,
     Optional,
     Sequence,
-    Set,
     Tuple,
     Union,
 )
@@ -40,24 +40,36 @@ from typing import (
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
+from pytriton_lite._echo import echo
 from pytriton_lite.config import DEFAULT_GRPC_PORT
 from pytriton_lite.core.api import DataPlane
 from pytriton_lite.exceptions import DecoupledModelError, PyTritonError
-from pytriton_lite.protocol import grpc_codec, model_json, stats_json
+from pytriton_lite.frontends._grpc_guard import (
+    MAX_MESSAGE_SIZE,
+    GrpcLimits,
+    Malformed,
+    server_credentials,
+    server_options,
+    tolerant,
+)
+from pytriton_lite.frontends._grpc_stream import StreamInfer
+from pytriton_lite.frontends._grpc_stream import answer_status as _answer
+from pytriton_lite.frontends._grpc_stream import describe as _describe
+from pytriton_lite.protocol import grpc_codec, logging_json, model_json, stats_json, trace_json
 from pytriton_lite.protocol.access import (
     GRPC_METHOD_GROUPS,
     GRPC_RESTRICTED,
     AccessPolicy,
+    ApiKeys,
+    GrpcGate,
     Rule,
     compile_forward_pattern,
 )
 from pytriton_lite.protocol.access import parse_grpc_restricted_protocol as parse_restricted_protocols
-from pytriton_lite.types import InferenceRequest
 
 LOGGER = logging.getLogger("pytriton_lite.grpc")
 
 SERVICE_NAME = "inference.GRPCInferenceService"
-MAX_MESSAGE_SIZE = 2**31 - 1
 DECOUPLED_ON_MODEL_INFER = "ModelInfer RPC doesn't support models with decoupled transaction policy"
 SHM_DISABLED = "Client shared memory is disabled. Start the server with '--allow-client-shm=true' to enable."
 
@@ -66,21 +78,8 @@ NOT_OFFERED = {  # RPC -> why it answers UNIMPLEMENTED
     "SystemSharedMemoryUnregister": SHM_DISABLED,
     "CudaSharedMemoryRegister": SHM_DISABLED,
     "CudaSharedMemoryUnregister": SHM_DISABLED,
-    "TraceSetting": "trace settings are not supported by pytriton_lite",
-    "LogSettings": "log settings are not supported by pytriton_lite",
 }
 _COMPRESSION_LEVELS = {"none": 0, "low": 1, "medium": 2, "high": 3}
-_STREAM_QUEUE_SIZE = 256  # responses buffered per stream before producers wait for the client
-_STREAM_CLOSE_TIMEOUT_S = 5.0
-_END = object()
-
-
-def _status(exc: BaseException) -> grpc.StatusCode:
-    return getattr(grpc.StatusCode, getattr(exc, "grpc_code", "INTERNAL"), grpc.StatusCode.INTERNAL)
-
-
-def _version_str(model: Any) -> str:
-    return getattr(model, "version_str", None) or str(model.version)
 
 
 def _serialize(message: Any) -> bytes:
@@ -90,33 +89,7 @@ def _serialize(message: Any) -> bytes:
     return message.SerializeToString()
 
 
-def _answer(code: str, message: str) -> PyTritonError:
-    """A status the servicer answers on its own (UNIMPLEMENTED, NOT_FOUND): raised, mapped by the wrapper."""
-    error = PyTritonError(message)
-    error.grpc_code = code
-    return error
-
-
-def _describe(exc: BaseException) -> Tuple[grpc.StatusCode, str]:
-    """(status, details) for a failure; an unexpected one (not a ``PyTritonError``) is logged here, once."""
-    if isinstance(exc, PyTritonError):
-        return _status(exc), str(exc)
-    LOGGER.error("Unexpected error in the gRPC front end", exc_info=exc)
-    return grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
-
-
-class _StreamError:
-    """An in-stream error response plus the status it would have as a call error."""
-
-    __slots__ = ("message", "code", "details")
-
-    def __init__(self, message: Any, code: grpc.StatusCode, details: str) -> None:
-        self.message = message
-        self.code = code
-        self.details = details
-
-
-class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
+class GrpcServicer(StreamInfer, service_pb2_grpc.GRPCInferenceServiceServicer):
     """The v2 gRPC service over a ``core.api.DataPlane``; access checks and error mapping are the wrapper's."""
 
     def __init__(
@@ -130,6 +103,8 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         if not isinstance(restricted_protocols, AccessPolicy):
             restricted_protocols = AccessPolicy(restricted_protocols, GRPC_RESTRICTED)
         self.policy = restricted_protocols
+        self.api_keys: Optional[ApiKeys] = None  # set by GrpcFrontend.require_api_keys before start
+        self.max_send_message_size = MAX_MESSAGE_SIZE  # GrpcFrontend sets its limit
 
     def _forwarded(self, context: grpc.aio.ServicerContext) -> Optional[Dict[str, str]]:
         if self._forward is None:
@@ -148,7 +123,9 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.ModelReadyResponse(ready=self._dataplane.model_ready(request.name, request.version))
 
     async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        metadata = model_json.server_metadata(self._dataplane.server_id)
+        metadata = model_json.server_metadata(
+            self._dataplane.server_id, model_repository=self._dataplane.model_control_enabled
+        )
         return grpc_codec.server_metadata_response(metadata["name"], metadata["version"], metadata["extensions"])
 
     async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -177,11 +154,13 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         if request.repository_name:
             raise _answer("UNIMPLEMENTED", "'repository_name' specification is not supported")
         parameters = request.parameters
-        files = [key for key in parameters if key.startswith("file:")]
-        if files:
-            raise _answer("UNIMPLEMENTED", f"load with model files in the request ({files[0]!r}) is not supported")
+        raw = {
+            k: p.bytes_param if p.WhichOneof("parameter_choice") == "bytes_param" else None
+            for k, p in parameters.items()
+        }
+        files = model_json.load_files(request.model_name, raw, base64_text=False)
         config = parameters["config"].string_param if "config" in parameters else ""
-        await self._dataplane.load_model(request.model_name, config)
+        await self._dataplane.load_model(request.model_name, config, files or None)
         return service_pb2.RepositoryModelLoadResponse()
 
     async def RepositoryModelUnload(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -197,7 +176,7 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     @staticmethod
     def _no_region(kind: str, request: Any, response: Any) -> Any:
         if request.name:
-            raise _answer("NOT_FOUND", f"Unable to find {kind} shared memory region: '{request.name}'")
+            raise _answer("NOT_FOUND", f"Unable to find {kind} shared memory region: '{echo(request.name)}'")
         return response()
 
     async def SystemSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -206,6 +185,15 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def CudaSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         return self._no_region("cuda", request, service_pb2.CudaSharedMemoryStatusResponse)
 
+    # --- trace and logging extensions (settings in the core; codecs in protocol/) ----------------------
+
+    async def TraceSetting(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        name, changes = trace_json.decode_grpc(request)
+        return trace_json.encode_grpc(self._dataplane.trace_setting(name, changes))
+
+    async def LogSettings(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return logging_json.encode_grpc(self._dataplane.log_settings(logging_json.decode_grpc(request)))
+
     # --- inference -------------------------------------------------------------------------------------
 
     async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -213,148 +201,28 @@ class GrpcServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         message, raw = request if isinstance(request, tuple) else (request, None)
         infer_request = grpc_codec.decode_infer_request(message, raw, self._forwarded(context))
         response = await self._dataplane.infer(infer_request)  # decoupled: DecoupledModelError, see _unary
-        return grpc_codec.serialize_infer_response(response)
-
-    async def ModelStreamInfer(
-        self, request_iterator: Any, context: grpc.aio.ServicerContext
-    ) -> AsyncGenerator[Any, None]:
-        metadata = context.invocation_metadata() or ()
-        # Triton's optional mode: the first error ends the call with its real status.
-        error_ends_stream = any(k == "triton_grpc_error" and v == "true" for k, v in metadata)
-        forwarded = grpc_codec.forwarded_parameters(metadata, self._forward) if self._forward else None
-        out: asyncio.Queue = asyncio.Queue(_STREAM_QUEUE_SIZE)
-        failure: List[BaseException] = []
-        reader = asyncio.ensure_future(self._read_stream(request_iterator, forwarded, out, failure))
-        try:
-            while True:
-                item = await out.get()
-                if item is _END:
-                    break
-                if isinstance(item, _StreamError):
-                    if error_ends_stream:
-                        await context.abort(item.code, item.details)
-                    item = item.message
-                yield item
-            if failure:
-                raise failure[0]  # the call's status, from the wrapper
-        finally:
-            if not reader.done():
-                reader.cancel()
-                await asyncio.wait({reader}, timeout=_STREAM_CLOSE_TIMEOUT_S)
-
-    async def _read_stream(
-        self, request_iterator: Any, forwarded: Optional[Dict[str, str]], out: asyncio.Queue, failure: list
-    ) -> None:
-        """Start a task per incoming request; after the half-close, wait for them and end the stream."""
-        tasks: Set[asyncio.Future] = set()
-        previous: Optional[asyncio.Future] = None  # emission gate of the last in-order (coupled) request
-        try:
-            async for request in request_iterator:
-                message, raw = request if isinstance(request, tuple) else (request, None)
-                gate: asyncio.Future = asyncio.get_running_loop().create_future()
-                task = asyncio.ensure_future(self._stream_one(message, raw, forwarded, out, previous, gate))
-                previous = gate  # decoupled requests open their gate at once, so only coupled ones hold it
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            if tasks:  # half-closed: nothing is added any more
-                await asyncio.wait(set(tasks))
-        except asyncio.CancelledError:
-            for pending in tasks:
-                pending.cancel()
-            if tasks:
-                await asyncio.wait(set(tasks), timeout=_STREAM_CLOSE_TIMEOUT_S)
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported once the queued responses are out
-            failure.append(exc)
-            for pending in tasks:
-                pending.cancel()
-        await out.put(_END)
-
-    async def _stream_one(
-        self,
-        message: Any,
-        raw: grpc_codec.RawBuffers,
-        forwarded: Optional[Dict[str, str]],
-        out: asyncio.Queue,
-        previous: Optional[asyncio.Future],
-        gate: asyncio.Future,
-    ) -> None:
-        """Serve one stream request. Decoupled: resolve ``gate`` at once, stream as produced. Otherwise
-        wait for ``previous`` (the earlier in-order request) before queueing, then resolve ``gate``."""
-        model_name, model_version, request_id = message.model_name, message.model_version, message.id
-        try:
-            try:
-                request = grpc_codec.decode_infer_request(message, raw, forwarded)
-                model = self._dataplane.model(request.model_name, request.model_version)
-            except Exception as exc:  # noqa: BLE001
-                await self._emit_in_order(previous, out, self._stream_error(exc, model_name, model_version, request_id))
-                return
-            if model.decoupled:
-                gate.set_result(None)
-                await self._stream_decoupled(request, model, message, out)
-                return
-            try:
-                response = await self._dataplane.infer(request)
-                item: Any = grpc_codec.serialize_stream_response(response, final=True)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                item = self._stream_error(exc, model_name, _version_str(model), request_id)
-            await self._emit_in_order(previous, out, item)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug here must not hang the stream
-            LOGGER.exception("Unexpected error serving a gRPC stream request")
-        finally:
-            if not gate.done():
-                gate.set_result(None)
-
-    @staticmethod
-    async def _emit_in_order(previous: Optional[asyncio.Future], out: asyncio.Queue, item: Any) -> None:
-        if previous is not None and not previous.done():
-            await asyncio.shield(previous)
-        await out.put(item)
-
-    async def _stream_decoupled(self, request: InferenceRequest, model: Any, message: Any, out: asyncio.Queue) -> None:
-        model_version = _version_str(model)
-        responses = self._dataplane.infer_stream(request)
-        try:
-            async for response in responses:
-                if response.final and not response.outputs:
-                    continue  # a flags-only end marker; the empty final below stands for it
-                await out.put(grpc_codec.serialize_stream_response(response, final=False))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - in-stream error; the stream carries on
-            await out.put(self._stream_error(exc, request.model_name, model_version, request.id))
-            return
-        finally:
-            await responses.aclose()
-        if grpc_codec.wants_empty_final_response(message):
-            await out.put(grpc_codec.stream_empty_final_response(request.model_name, model_version, request.id))
-
-    @staticmethod
-    def _stream_error(exc: BaseException, model_name: str, model_version: str, request_id: str) -> _StreamError:
-        code, details = _describe(exc)
-        message = grpc_codec.stream_error_response(details, model_name, model_version, request_id)
-        return _StreamError(message, code, details)
+        return self._fits(grpc_codec.serialize_infer_response(response))
 
 
 Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 Streaming = Callable[[Any, grpc.aio.ServicerContext], AsyncGenerator[Any, None]]
 
 
-def _permits(rule: Rule, context: grpc.aio.ServicerContext) -> bool:
-    header, value = rule
-    return any(key == header and got == value for key, got in context.invocation_metadata() or ())
+async def _admit(gate: Optional[GrpcGate], context: grpc.aio.ServicerContext) -> None:
+    """Abort the call unless its metadata passes the group's API-key and restricted-protocol checks."""
+    refused = gate.refusal(context.invocation_metadata() or ()) if gate is not None else None
+    if refused is not None:
+        code, message, trailing = refused
+        await context.abort(getattr(grpc.StatusCode, code), message, trailing)
 
 
-def _unary(behaviour: Unary, rule: Optional[Rule], refusal: str) -> Unary:
+def _unary(behaviour: Unary, gate: Optional[GrpcGate]) -> Unary:
     """An RPC's handler: the access check, then ``behaviour`` with its failures mapped to the call's status."""
 
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if rule is not None and not _permits(rule, context):
-            await context.abort(grpc.StatusCode.UNAVAILABLE, refusal)
+        await _admit(gate, context)
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request.error()))
         try:
             return await behaviour(request, context)
         except grpc.aio.AbortError:
@@ -367,12 +235,11 @@ def _unary(behaviour: Unary, rule: Optional[Rule], refusal: str) -> Unary:
     return handler
 
 
-def _streaming(behaviour: Streaming, rule: Optional[Rule], refusal: str) -> Streaming:
+def _streaming(behaviour: Streaming, gate: Optional[GrpcGate]) -> Streaming:
     """The streaming RPC's handler: as ``_unary``; errors of single requests travel in-stream (the servicer's)."""
 
     async def handler(request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncGenerator[Any, None]:
-        if rule is not None and not _permits(rule, context):
-            await context.abort(grpc.StatusCode.UNAVAILABLE, refusal)
+        await _admit(gate, context)
         responses = behaviour(request_iterator, context)
         try:
             async for response in responses:
@@ -405,12 +272,11 @@ def _method_handlers(servicer: GrpcServicer) -> Dict[str, grpc.RpcMethodHandler]
     for method in service.methods:
         name = method.name
         group = GRPC_METHOD_GROUPS.get(name, "")
-        rule = policy.get(group)
-        refusal = policy.refusal(group) if rule is not None else ""
+        gate = GrpcGate.of(policy, group, servicer.api_keys)
         if name == "ModelStreamInfer":
             handlers[name] = grpc.stream_stream_rpc_method_handler(
-                _streaming(servicer.ModelStreamInfer, rule, refusal),
-                request_deserializer=grpc_codec.parse_infer_request,
+                _streaming(servicer.ModelStreamInfer, gate),
+                request_deserializer=tolerant(grpc_codec.parse_infer_request, "inference.ModelInferRequest"),
                 response_serializer=_serialize,
             )
             continue
@@ -422,18 +288,11 @@ def _method_handlers(servicer: GrpcServicer) -> Dict[str, grpc.RpcMethodHandler]
             parse = getattr(service_pb2, method.input_type.name).FromString
             serialize = getattr(service_pb2, method.output_type.name).SerializeToString
         handlers[name] = grpc.unary_unary_rpc_method_handler(
-            _unary(behaviour, rule, refusal), request_deserializer=parse, response_serializer=serialize
+            _unary(behaviour, gate),
+            request_deserializer=tolerant(parse, method.input_type.full_name),
+            response_serializer=serialize,
         )
     return handlers
-
-
-def _read_file(path: Union[None, str, pathlib.Path], what: str) -> Optional[bytes]:
-    if path is None:
-        return None
-    try:
-        return pathlib.Path(path).read_bytes()
-    except OSError as exc:
-        raise PyTritonError(f"Cannot read gRPC {what} {str(path)!r}: {exc}") from exc
 
 
 class GrpcFrontend:
@@ -446,8 +305,7 @@ class GrpcFrontend:
         host: str = "0.0.0.0",
         port: int = DEFAULT_GRPC_PORT,
         header_forward_pattern: Optional[str] = None,
-        max_send_message_length: int = MAX_MESSAGE_SIZE,
-        max_receive_message_length: int = MAX_MESSAGE_SIZE,
+        limits: Optional[GrpcLimits] = None,
         keepalive_time_ms: Optional[int] = None,
         keepalive_timeout_ms: Optional[int] = None,
         keepalive_permit_without_calls: Optional[bool] = None,
@@ -471,11 +329,10 @@ class GrpcFrontend:
         self.use_ssl = bool(use_ssl)
         self.use_ssl_mutual = bool(use_ssl_mutual)
         self.server_cert, self.server_key, self.root_cert = server_cert, server_key, root_cert
-        options: List[Tuple[str, Any]] = [
-            ("grpc.max_send_message_length", int(max_send_message_length)),
-            ("grpc.max_receive_message_length", int(max_receive_message_length)),
-            ("grpc.so_reuseport", 0),  # a busy port must fail to bind, not be shared
-        ]
+        self.limits = limits or GrpcLimits()
+        self.servicer.max_send_message_size = self.limits.max_send_message_size
+        options = server_options(self.limits)  # connections, timeouts, message sizes (_grpc_guard)
+        options.append(("grpc.so_reuseport", 0))  # a busy port must fail to bind, not be shared
         for key, value in (
             ("grpc.keepalive_time_ms", keepalive_time_ms),
             ("grpc.keepalive_timeout_ms", keepalive_timeout_ms),
@@ -524,6 +381,7 @@ class GrpcFrontend:
             server_key=get("grpc_server_key"),
             root_cert=get("grpc_root_cert"),
             restricted_protocol=get("grpc_restricted_protocol"),
+            limits=GrpcLimits.from_config(config),
         )
 
     @property
@@ -536,16 +394,11 @@ class GrpcFrontend:
     def _credentials(self) -> Optional[grpc.ServerCredentials]:
         if not self.use_ssl:
             return None
-        cert = _read_file(self.server_cert, "server certificate")
-        key = _read_file(self.server_key, "server key")
-        if cert is None or key is None:
-            raise PyTritonError("grpc_use_ssl needs grpc_server_cert and grpc_server_key")
-        root = _read_file(self.root_cert, "root certificate")
-        if self.use_ssl_mutual and root is None:
-            raise PyTritonError("grpc_use_ssl_mutual needs grpc_root_cert")
-        return grpc.ssl_server_credentials(
-            [(key, cert)], root_certificates=root, require_client_auth=self.use_ssl_mutual
-        )
+        return server_credentials(self.server_cert, self.server_key, self.root_cert, self.use_ssl_mutual)
+
+    def require_api_keys(self, keys: ApiKeys) -> None:
+        """Check ``keys`` on the RPC groups they guard (call before ``start``)."""
+        self.servicer.api_keys = keys
 
     async def start(self) -> None:
         """Bind and start serving on the running loop; a busy port raises OSError(EADDRINUSE)."""

@@ -18,32 +18,49 @@ model generator is closed).
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 import re
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Awaitable, Callable, Dict, Optional
 
 from pytriton_lite.config import DEFAULT_HTTP_PORT, TRITON_API_GROUPS
 from pytriton_lite.core.api import DataPlane
 from pytriton_lite.exceptions import (
     DecoupledModelError,
-    InferenceError,
     InvalidArgumentError,
-    ModelExecutionError,
     PyTritonError,
     UnsupportedError,
 )
+from pytriton_lite.frontends import _http_settings, _http_stream
+from pytriton_lite.frontends._http_limits import DEFAULT_OFFLOAD_BYTES, HttpLimits, default_max_connections, tls_options
+from pytriton_lite.frontends._http_offload import Offloader, outputs_size
+from pytriton_lite.frontends._http_request import (
+    _INFERENCE_HEADER,
+    _JSON,
+    Headers,
+    _Answer,
+    _ClientGone,
+    _Request,
+    _respond,
+    _respond_empty,
+    _respond_json,
+    _unless_client_leaves,
+)
 from pytriton_lite.frontends._uvicorn import DEFAULT_GRACEFUL_SHUTDOWN_S, EmbeddedServer
 from pytriton_lite.protocol import generate_codec, http_codec, model_json, stats_json
-from pytriton_lite.protocol.access import compile_forward_pattern, parse_http_restricted_api
+from pytriton_lite.protocol.access import (
+    ApiKeys,
+    check_api_key,
+    compile_forward_pattern,
+    parse_http_restricted_api,
+    same_secret,
+)
+from pytriton_lite.protocol.reserved import is_reserved, reserved_header_error
 
 LOGGER = logging.getLogger("pytriton_lite.http")
 
 DECOUPLED_ON_INFER = "HTTP end point doesn't support models with decoupled transaction policy"
-GENERATE_ONE_RESPONSE = (
-    "generate expects model to produce exactly 1 response, use generate stream for model that generates "
-    "various number of responses"
-)
+GENERATE_ONE_RESPONSE = _http_stream.GENERATE_ONE_RESPONSE
 SHM_DISABLED = "Client shared memory is disabled. Start the server with '--allow-client-shm=true' to enable."
 DEFAULT_KEEP_ALIVE_S = 75  # tritonclient and perf_analyzer keep pooled connections open for long
 API_GROUPS = TRITON_API_GROUPS  # the groups of --http-restricted-api (defined once, in config)
@@ -53,69 +70,6 @@ _MODEL_ROUTE = re.compile(
 )
 _REPOSITORY_ROUTE = re.compile(r"/v2/repository(?:/([^/]+))?/(?:index|models/([^/]+)/(load|unload))")
 _SHM_ROUTE = re.compile(r"/v2/(systemsharedmemory|cudasharedmemory)(?:/region/([^/]+))?/(status|register|unregister)")
-
-_JSON = (b"content-type", b"application/json")
-_SSE = (b"content-type", b"text/event-stream; charset=utf-8")
-_EMPTY_LENGTH = (b"content-length", b"0")
-_INFERENCE_HEADER = http_codec.INFERENCE_HEADER.encode()
-Headers = Sequence[Tuple[bytes, bytes]]
-T = TypeVar("T")
-
-
-class _ClientGone(Exception):
-    """The client closed the connection; nothing can be answered."""
-
-
-class _Answer(InferenceError):
-    """An error answer of the HTTP front end's own (404, 405, 403, ...)."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message, http_status=status)
-
-
-class _Request:
-    """What a handler needs from the ASGI scope; headers are scanned once, lazily."""
-
-    __slots__ = ("scope", "receive", "send", "method", "started", "_headers")
-
-    def __init__(self, scope: Dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
-        self.scope = scope
-        self.receive = receive
-        self.send = send
-        self.method: str = scope["method"]
-        self.started = False  # http.response.start is out: an error can no longer become a status
-        self._headers: Optional[Dict[bytes, bytes]] = None
-
-    async def start(self, status: int, headers: List[Tuple[bytes, bytes]]) -> None:
-        self.started = True
-        await self.send({"type": "http.response.start", "status": status, "headers": headers})
-
-    def header(self, name: bytes) -> Optional[str]:
-        if self._headers is None:
-            self._headers = dict(self.scope["headers"])
-        value = self._headers.get(name)
-        return None if value is None else value.decode("latin-1")
-
-    async def body(self) -> bytes:
-        message = await self.receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone()
-        body = message.get("body", b"")
-        if not message.get("more_body", False):
-            return body
-        chunks = [body]
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
-
-async def _respond(request: _Request, status: int, body: bytes = b"", headers: Headers = (_JSON,)) -> None:
-    await request.start(status, [*headers, (b"content-length", str(len(body)).encode())])
-    await request.send({"type": "http.response.body", "body": body})
 
 
 def _parameters(body: bytes, model: str, action: str) -> Dict[str, Any]:
@@ -132,62 +86,6 @@ def _parameters(body: bytes, model: str, action: str) -> Dict[str, Any]:
     return parameters
 
 
-async def _respond_json(request: _Request, data: Any) -> None:
-    await _respond(request, 200, http_codec.dumps_json(data))
-
-
-async def _respond_empty(request: _Request, status: int = 200) -> None:
-    await request.start(status, [_EMPTY_LENGTH])
-    await request.send({"type": "http.response.body", "body": b""})
-
-
-class _DisconnectWatch:
-    """Waits for ``http.disconnect`` after the body was read and cancels the handler task when it comes."""
-
-    __slots__ = ("gone", "_task", "_watcher", "_label")
-
-    def __init__(self, receive: Callable[[], Awaitable[Any]], label: str) -> None:
-        self.gone = False
-        self._label = label
-        self._task = asyncio.current_task()
-        self._watcher = asyncio.ensure_future(self._watch(receive))
-
-    async def _watch(self, receive: Callable[[], Awaitable[Any]]) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-        self.gone = True
-        if self._task is not None:
-            self._task.cancel()
-        LOGGER.debug("Client disconnected; cancelled its %s", self._label)
-
-    def stop(self) -> None:
-        self._watcher.cancel()
-
-    def absorb(self) -> bool:
-        """Inside ``except CancelledError``: True when the cancellation was ours (the client left)."""
-        if not self.gone:
-            return False
-        task = self._task
-        if task is not None and hasattr(task, "uncancel"):
-            task.uncancel()
-        return True
-
-
-async def _unless_client_leaves(receive: Callable[[], Awaitable[Any]], label: str, work: Awaitable[T]) -> Optional[T]:
-    """Await ``work`` while watching for ``http.disconnect``; None when the client left (``work`` cancelled)."""
-    watch = _DisconnectWatch(receive, label)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if watch.absorb():
-            return None
-        raise
-    finally:
-        watch.stop()
-
-
 class HttpApp:
     """The ASGI application: v2 routes over a ``core.api.DataPlane``."""
 
@@ -198,12 +96,15 @@ class HttpApp:
         header_forward_pattern: Optional[str] = None,
         restricted_api: Any = None,
         max_input_size: Optional[int] = http_codec.DEFAULT_MAX_INPUT_SIZE,
+        offload_bytes: int = DEFAULT_OFFLOAD_BYTES,
     ) -> None:
         self.dataplane = dataplane
         self.max_input_size = max_input_size
+        self.offload = Offloader(offload_bytes)  # large decodes/encodes off the serving loop
         self._forward = compile_forward_pattern(header_forward_pattern)
         self._forward_cache: Dict[bytes, Optional[str]] = {}
         self.policy = parse_http_restricted_api(restricted_api)
+        self.api_keys: Optional[ApiKeys] = None  # set by HttpFrontend.require_api_keys before start
         self._model_actions = {
             None: ("GET", "metadata", self._model_metadata),
             "ready": ("GET", "health", self._model_ready),
@@ -219,6 +120,19 @@ class HttpApp:
             "/v2/health/live": ("GET", "health", self._live),
             "/v2/health/ready": ("GET", "health", self._ready),
         }
+        self._status_app: Optional[Callable[[], Any]] = None
+        _http_settings.add_routes(dataplane, self._exact, self._model_actions)  # trace and logging extensions
+
+    def enable_status_page(self, app: Callable[[], Any]) -> None:
+        """Serve ``/status`` (the HTML shell, as open as ``health``) and ``/status/data`` (``statistics``);
+        ``app()`` returns the page's ASGI app, built on first use so that starlette is imported only then."""
+        self._status_app = app
+        self._exact["/status"] = ("GET", "health", self._status)
+        self._exact["/status/data"] = ("GET", "statistics", self._status)
+
+    async def _status(self, request: _Request) -> None:
+        assert self._status_app is not None
+        await self._status_app()(request.scope, request.receive, request.send)
 
     # --- dispatch and the error boundary -------------------------------------------------------------
 
@@ -270,7 +184,7 @@ class HttpApp:
         if match is not None:
             name, version, action = match.groups()
             model_route = self._model_actions.get(action)
-            if model_route is None:  # trace/setting: the trace extension is not offered
+            if model_route is None:  # an action the regex knows but no table serves
                 raise _Answer("Not Found", 404)
             method, group, model_handler = model_route
             self._check(request, method, group)
@@ -290,12 +204,16 @@ class HttpApp:
         raise _Answer("Not Found", 404)
 
     def _check(self, request: _Request, method: str, group: str) -> None:
-        """405 for another method, 403 without the header ``--http-restricted-api`` asks for the group."""
-        if request.method != method:
+        """405 for another method, 401/403 without a valid API key where keys guard the group, 403 without the
+        header ``--http-restricted-api`` asks for the group (secrets compared in constant time)."""
+        if request.method != method and not (method == _http_settings.EITHER and request.method in ("GET", "POST")):
             raise _Answer("Method Not Allowed", 405)
+        keys = self.api_keys
+        if keys is not None and keys.guards(group):
+            check_api_key(keys, ((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]))
         if self.policy:
             rule = self.policy.get(group)
-            if rule is not None and request.header(rule[0].encode("latin-1")) != rule[1]:
+            if rule is not None and not same_secret(request.header(rule[0].encode("latin-1")), rule[1]):
                 raise _Answer(self.policy.refusal(group), 403)
 
     def _forwarded(self, request: _Request, parameters: Dict[str, Any]) -> None:
@@ -309,6 +227,8 @@ class HttpApp:
                 if len(cache) < 1024:  # header names are few; bound it against header-name spraying
                     cache[raw_name] = name
             if name is not None and name not in parameters:
+                if is_reserved(name):
+                    raise reserved_header_error(name)  # 400, as Triton: never handed to the model
                 parameters[name] = raw_value.decode("latin-1")
 
     # --- health and metadata -------------------------------------------------------------------------
@@ -320,7 +240,10 @@ class HttpApp:
         await _respond_empty(request, 200 if self.dataplane.ready() else 400)
 
     async def _server_metadata(self, request: _Request) -> None:
-        await _respond_json(request, model_json.server_metadata(self.dataplane.server_id))
+        metadata = model_json.server_metadata(
+            self.dataplane.server_id, model_repository=self.dataplane.model_control_enabled
+        )
+        await _respond_json(request, metadata)
 
     async def _model_ready(self, request: _Request, name: str, version: str) -> None:
         if not self.dataplane.model_ready(name, version):
@@ -376,13 +299,11 @@ class HttpApp:
                 raise InvalidArgumentError("'unload_dependents' parameter must be a boolean")
             await self.dataplane.unload_model(model, dependents)
             return
-        files = [key for key in parameters if key.startswith("file:")]
-        if files:
-            raise UnsupportedError(f"load with model files in the request ({files[0]!r}) is not supported")
+        files = model_json.load_files(model, parameters, base64_text=True)  # file:<path> -> its bytes
         config = parameters.get("config", "")
         if not isinstance(config, str):
             raise InvalidArgumentError(f"failed to load '{model}', failed to poll from model repository")
-        await self.dataplane.load_model(model, config)
+        await self.dataplane.load_model(model, config, files or None)
 
     async def _shared_memory(self, request: _Request, kind: str, region: Optional[str], action: str) -> None:
         if action != "status":
@@ -402,8 +323,9 @@ class HttpApp:
         encoding = request.header(b"content-encoding")
         if encoding is not None and encoding.strip().lower() not in http_codec.SUPPORTED_REQUEST_ENCODINGS:
             raise http_codec.unsupported_compression()
-        body = await request.body()
-        infer_request, options = http_codec.decode_infer_request(
+        body = await request.body(self.max_input_size)
+        decode = functools.partial(
+            http_codec.decode_infer_request,
             body,
             model_name=name,
             model_version=version,
@@ -412,6 +334,10 @@ class HttpApp:
             model=model,
             max_input_size=self.max_input_size,
         )
+        infer_request, options = await self.offload.run(len(body), decode)
+        del body, decode  # a request dropped below releases its body with it
+        if request.gone:
+            return  # the client left while its body was read or decoded: never run it
         if self._forward is not None:
             self._forwarded(request, infer_request.parameters)
         # uvicorn's request cycle flags a lost connection: polling that flag when the batcher dispatches drops
@@ -425,9 +351,10 @@ class HttpApp:
             if watched is None:
                 return
             response = watched
-        encoded = http_codec.encode_infer_response(
-            response, options, accept_encoding=request.header(b"accept-encoding")
+        encode = functools.partial(
+            http_codec.encode_infer_response, response, options, accept_encoding=request.header(b"accept-encoding")
         )
+        encoded = await self.offload.run(outputs_size(response.outputs), encode)
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in encoded.headers.items()]
         headers.append((b"content-length", str(encoded.content_length).encode()))
         await request.start(200, headers)
@@ -439,8 +366,9 @@ class HttpApp:
 
     async def _generate_request(self, request: _Request, name: str, version: str) -> Any:
         model = self.dataplane.model(name, version)
-        body = await request.body()
-        generate_request = generate_codec.decode_generate_request(
+        body = await request.body(self.max_input_size)
+        decode = functools.partial(
+            generate_codec.decode_generate_request,
             body,
             model=model,
             model_name=name,
@@ -448,18 +376,21 @@ class HttpApp:
             content_encoding=request.header(b"content-encoding"),
             max_input_size=self.max_input_size,
         )
+        generate_request = await self.offload.run(len(body), decode)
+        if request.gone:
+            raise _ClientGone()
         if self._forward is not None:
             self._forwarded(request, generate_request.parameters)
         return generate_request
 
     async def _generate(self, request: _Request, name: str, version: str) -> None:
         generate_request = await self._generate_request(request, name, version)
-        await self._watched(request, f"generate request for model '{name}'", generate_request, self._send_one)
+        await self._watched(request, f"generate request for model '{name}'", generate_request, _http_stream.send_one)
 
     async def _generate_stream(self, request: _Request, name: str, version: str) -> None:
         generate_request = await self._generate_request(request, name, version)
         label = f"generate_stream request for model '{name}'"
-        await self._watched(request, label, generate_request, self._send_events)
+        await self._watched(request, label, generate_request, _http_stream.send_events)
 
     async def _watched(
         self, request: _Request, label: str, generate_request: Any, consume: Callable[..., Awaitable[None]]
@@ -471,68 +402,15 @@ class HttpApp:
         finally:
             await stream.aclose()
 
-    @staticmethod
-    async def _send_one(request: _Request, stream: AsyncIterator[Any], label: str) -> None:
-        responses: List[Any] = []
-        async for response in stream:
-            responses.append(response)
-            if len(responses) > 1:
-                break
-        if len(responses) != 1:
-            raise InvalidArgumentError(GENERATE_ONE_RESPONSE)
-        await _respond(request, 200, generate_codec.encode_generate_response(responses[0]))
-
-    @staticmethod
-    async def _send_events(request: _Request, stream: AsyncIterator[Any], label: str) -> None:
-        """Server-sent events. The first response decides the status; later errors travel in-stream."""
-        responses = stream.__aiter__()
-        send = request.send
-        try:
-            first = await responses.__anext__()
-        except StopAsyncIteration:
-            first = None
-        except ModelExecutionError as exc:  # the model itself failed: like Triton, an event under the 200
-            await request.start(200, [_SSE])
-            await send(
-                {"type": "http.response.body", "body": generate_codec.sse_error_event(_stream_error(exc, label))}
-            )
-            return
-        payload = generate_codec.encode_generate_response(first) if first is not None else b""
-        await request.start(200, [_SSE])
-        if first is not None:
-            await send({"type": "http.response.body", "body": generate_codec.sse_event(payload), "more_body": True})
-            try:
-                async for response in responses:
-                    event = generate_codec.sse_event(generate_codec.encode_generate_response(response))
-                    await send({"type": "http.response.body", "body": event, "more_body": True})
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reported in-stream; the server keeps serving
-                event = generate_codec.sse_error_event(_stream_error(exc, label))
-                await send({"type": "http.response.body", "body": event, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-
-
-def _stream_error(exc: BaseException, label: str) -> str:
-    """An error event's text: a model's own exception message as raised (no ``RuntimeError:`` prefix)."""
-    if isinstance(exc, ModelExecutionError) and exc.model_message:
-        return exc.model_message
-    return _error_text(exc, label)
-
-
-def _error_text(exc: BaseException, label: str) -> str:
-    """What the client reads about a failure; an unexpected one (not a ``PyTritonError``) is logged here, once."""
-    if isinstance(exc, PyTritonError):
-        return str(exc)
-    LOGGER.error("Unexpected error while serving %s", label, exc_info=exc)
-    return f"{type(exc).__name__}: {exc}"
-
 
 class HttpFrontend:
     """Owns the embedded uvicorn server (``_uvicorn.EmbeddedServer``); ``start``/``stop`` run on the serving loop.
 
     ``keep_alive_s`` keeps idle connections open (tritonclient pools them), ``graceful_shutdown_s`` is what
-    running requests get on ``stop``, ``max_input_size`` bounds a (decompressed) request body.
+    running requests get on ``stop``, ``max_input_size`` bounds a request body (on the wire and decompressed).
+    ``limits`` (``_http_limits.HttpLimits``, docs/limits.md) replaces those two and adds the connection cap,
+    head/body deadlines and the head size; ``ssl_cert``/``ssl_key`` serve HTTPS, and ``ssl_root_cert`` then
+    requires client certificates signed by it (mutual TLS).
     """
 
     def __init__(
@@ -547,7 +425,19 @@ class HttpFrontend:
         keep_alive_s: int = DEFAULT_KEEP_ALIVE_S,
         graceful_shutdown_s: int = DEFAULT_GRACEFUL_SHUTDOWN_S,
         backlog: int = 2048,
+        limits: Optional[HttpLimits] = None,
+        ssl_cert: Optional[str] = None,
+        ssl_key: Optional[str] = None,
+        ssl_root_cert: Optional[str] = None,
     ) -> None:
+        if limits is None:
+            limits = HttpLimits(
+                keepalive_timeout_s=float(keep_alive_s),
+                max_connections=default_max_connections(),
+                max_body_size=max_input_size,
+            )
+        max_input_size = limits.max_body_size
+        self.limits = limits
         self.dataplane = dataplane
         self.host = host or "0.0.0.0"
         self.requested_port = int(port)
@@ -556,8 +446,9 @@ class HttpFrontend:
             header_forward_pattern=header_forward_pattern,
             restricted_api=restricted_api,
             max_input_size=max_input_size,
+            offload_bytes=limits.offload_bytes,
         )
-        self.keep_alive_s = int(keep_alive_s)
+        self.keep_alive_s = limits.keepalive_timeout_s
         self.graceful_shutdown_s = int(graceful_shutdown_s)
         self.backlog = int(backlog)
         self._server = EmbeddedServer(
@@ -570,8 +461,10 @@ class HttpFrontend:
             ws="none",
             proxy_headers=False,
             date_header=False,
-            timeout_keep_alive=self.keep_alive_s,
+            limits=limits,
+            **tls_options(ssl_cert, ssl_key, ssl_root_cert),
         )
+        self.scheme = "https" if ssl_cert else "http"
 
     @property
     def port(self) -> Optional[int]:
@@ -589,7 +482,15 @@ class HttpFrontend:
             port=DEFAULT_HTTP_PORT if port is None else port,
             header_forward_pattern=getattr(config, "http_header_forward_pattern", None),
             restricted_api=getattr(config, "http_restricted_api", None),
+            limits=HttpLimits.from_triton_config(config),
+            ssl_cert=getattr(config, "http_ssl_cert", None),
+            ssl_key=getattr(config, "http_ssl_key", None),
+            ssl_root_cert=getattr(config, "http_ssl_root_cert", None),
         )
+
+    def require_api_keys(self, keys: ApiKeys) -> None:
+        """Check ``keys`` on the groups they guard (call before ``start``)."""
+        self.app.api_keys = keys
 
     async def start(self) -> None:
         """Bind, then serve on the running loop; a busy port raises OSError before anything runs."""
@@ -598,6 +499,7 @@ class HttpFrontend:
     async def stop(self) -> None:
         """Stop accepting; let running requests finish (up to ``graceful_shutdown_s``), then close."""
         await self._server.stop()
+        self.app.offload.close()
 
 
 __all__ = ["HttpApp", "HttpFrontend", "API_GROUPS", "DECOUPLED_ON_INFER"]

@@ -11,6 +11,7 @@ exactly.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from operator import attrgetter
@@ -22,8 +23,12 @@ from prometheus_client.utils import floatToGoString
 
 from pytriton_lite.config import DEFAULT_METRICS_PORT
 from pytriton_lite.core.api import DataPlane
+from pytriton_lite.core.summaries import parse_metrics_config
+from pytriton_lite.exceptions import InferenceError
+from pytriton_lite.frontends._system_metrics import DEFAULT_METRICS_INTERVAL_MS, SystemMetricsCollector
 from pytriton_lite.frontends._uvicorn import EmbeddedServer
-from pytriton_lite.types import StatsSnapshot
+from pytriton_lite.protocol.access import METRICS_GROUP, ApiKeys, check_api_key
+from pytriton_lite.types import CustomMetricFamily, StatsSnapshot
 
 LOGGER = logging.getLogger("pytriton_lite.metrics")
 
@@ -89,11 +94,37 @@ def batch_size_buckets(max_batch_size: int) -> List[int]:
     return bounds
 
 
+_SUMMARY_HELP = {
+    "request": "Summary of inference request duration in microseconds (includes cached requests)",
+    "queue": "Summary of inference queuing duration in microseconds (includes cached requests)",
+    "compute_input": "Summary of compute input duration in microseconds (does not include cached requests)",
+    "compute_infer": "Summary of compute inference duration in microseconds (does not include cached requests)",
+    "compute_output": "Summary of compute output duration in microseconds (does not include cached requests)",
+}
+
+
+def _summary_families(models: List[Tuple[StatsSnapshot, Dict[str, str]]]) -> Iterator[Metric]:
+    """Triton's nv_inference_*_summary_us (metrics_config summary_latencies=true): quantiles, _count, _sum."""
+    families: Dict[str, Metric] = {}
+    for stats, labels in models:
+        for phase, count, total, quantiles in stats.summaries:
+            name = f"nv_inference_{phase}_summary_us"
+            family = families.get(name)
+            if family is None:
+                family = families[name] = Metric(name, _SUMMARY_HELP[phase], "summary")
+            for quantile, value in quantiles:
+                family.add_sample(name, {**labels, "quantile": floatToGoString(quantile)}, value)
+            family.add_sample(name + "_count", labels, count)
+            family.add_sample(name + "_sum", labels, total)
+    yield from families.values()
+
+
 class ModelStatsCollector(Collector):
     """Reads the data plane's statistics snapshots at scrape time. Call ``collect`` on the serving loop."""
 
-    def __init__(self, dataplane: DataPlane) -> None:
+    def __init__(self, dataplane: DataPlane, counter_latencies: bool = True) -> None:
         self._dataplane = dataplane
+        self.counter_latencies = counter_latencies  # metrics_config counter_latencies=false drops *_duration_us
 
     def _models(self) -> List[Tuple[StatsSnapshot, Dict[str, str]]]:
         return [(s, {"model": s.name, "version": s.version_str}) for s in self._dataplane.all_statistics()]
@@ -107,7 +138,8 @@ class ModelStatsCollector(Collector):
                 failure.add_sample(failure.name, {**labels, "reason": reason}, count)
         yield failure
         for spec in _COUNTERS:
-            yield self._counter_family(spec, models)
+            if self.counter_latencies or not spec[0].endswith("_duration_us"):
+                yield self._counter_family(spec, models)
         pending = GaugeMetricFamily(
             "nv_inference_pending_request_count",
             "Instantaneous number of pending requests awaiting execution per-model.",
@@ -116,11 +148,23 @@ class ModelStatsCollector(Collector):
         for stats, labels in models:
             pending.add_metric([labels["model"], labels["version"]], stats.pending)
         yield pending
+        loaded = [(stats, labels) for stats, labels in models if stats.load_duration_s]
+        if loaded:  # Triton's gauge, set when a version finishes loading (repository models here)
+            load = GaugeMetricFamily(
+                "nv_model_load_duration_secs", "Model load time in seconds", labels=["model", "version"]
+            )
+            for stats, labels in loaded:
+                load.add_metric([labels["model"], labels["version"]], stats.load_duration_s)
+            yield load
         cached = [entry for entry in models if entry[0].response_cache]
         if cached:
             for spec in _CACHE_COUNTERS:
                 yield self._counter_family(spec, cached)
+        yield from _summary_families(models)
         yield from self._beyond_triton(models)
+        custom = getattr(self._dataplane, "custom_metric_families", None)  # test doubles may lack it
+        if custom is not None:
+            yield from _custom(custom())
 
     @staticmethod
     def _counter_family(spec: _Spec, models: Iterable[Tuple[StatsSnapshot, Dict[str, str]]]) -> Metric:
@@ -154,6 +198,23 @@ class ModelStatsCollector(Collector):
             queue.add_metric(label_values, stats.queued)
         yield histogram
         yield queue
+
+
+def _custom(families: Iterable[CustomMetricFamily]) -> Iterator[Metric]:
+    """Python models' ``pb_utils.MetricFamily`` families, under their own names (a counter keeps its name)."""
+    for family in families:
+        metric = Metric(family.name, family.description, family.kind)
+        for series in family.metrics:
+            labels = dict(series.labels)
+            if family.kind != "histogram":
+                metric.add_sample(family.name, labels, series.value)
+                continue
+            for bound, count in series.buckets:
+                metric.add_sample(f"{family.name}_bucket", {**labels, "le": _format_value(bound)}, count)
+            metric.add_sample(f"{family.name}_bucket", {**labels, "le": "+Inf"}, series.count)
+            metric.add_sample(f"{family.name}_count", labels, series.count)
+            metric.add_sample(f"{family.name}_sum", labels, series.value)
+        yield metric
 
 
 # --- text exposition ---------------------------------------------------------------------------------
@@ -195,13 +256,29 @@ def render(registry: CollectorRegistry) -> str:
 class MetricsFrontend:
     """``GET /metrics`` (and ``/metrics/``) for one data plane; other methods 405, other paths 400 (Triton)."""
 
-    def __init__(self, dataplane: DataPlane, *, host: str = "0.0.0.0", port: int = DEFAULT_METRICS_PORT) -> None:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        *,
+        host: str = "0.0.0.0",
+        port: int = DEFAULT_METRICS_PORT,
+        cpu_metrics: bool = True,
+        gpu_metrics: bool = True,
+        interval_ms: int = DEFAULT_METRICS_INTERVAL_MS,
+        counter_latencies: bool = True,
+    ) -> None:
         self.dataplane = dataplane
         self.host = host
         self.requested_port = int(port)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.collector = ModelStatsCollector(dataplane)
+        self.collector = ModelStatsCollector(dataplane, counter_latencies=counter_latencies)
         self.registry.register(self.collector)
+        # Triton's nv_cpu_* and nv_gpu_* families (on by default there too); GPU ones need nvidia-ml-py
+        self.system: Optional[SystemMetricsCollector] = None
+        if cpu_metrics or gpu_metrics:
+            self.system = SystemMetricsCollector(cpu=cpu_metrics, gpu=gpu_metrics, interval_ms=interval_ms)
+            self.registry.register(self.system)
+        self.api_keys: Optional[ApiKeys] = None  # guards /metrics when its groups name "metrics"
         # a scrape in progress gets graceful_shutdown_s on stop
         self._server = EmbeddedServer(self._app, label="Metrics", host=host, port=self.requested_port, backlog=128)
 
@@ -215,7 +292,16 @@ class MetricsFrontend:
         """Build from a ``TritonConfig``: ``metrics_address`` (default: ``http_address``) and ``metrics_port``."""
         host = getattr(config, "metrics_address", None) or getattr(config, "http_address", None) or "0.0.0.0"
         port = getattr(config, "metrics_port", None)
-        return cls(dataplane, host=host, port=DEFAULT_METRICS_PORT if port is None else port)
+        interval = getattr(config, "metrics_interval_ms", None)
+        return cls(
+            dataplane,
+            host=host,
+            port=DEFAULT_METRICS_PORT if port is None else port,
+            cpu_metrics=getattr(config, "allow_cpu_metrics", None) is not False,
+            gpu_metrics=getattr(config, "allow_gpu_metrics", None) is not False,
+            interval_ms=DEFAULT_METRICS_INTERVAL_MS if interval is None else interval,
+            counter_latencies=parse_metrics_config(getattr(config, "metrics_config", None)).counter_latencies,
+        )
 
     def render(self) -> str:
         """The current exposition text (call on the serving loop, where the statistics are updated)."""
@@ -228,9 +314,26 @@ class MetricsFrontend:
             await _respond(send, 405, b'{"error":"Method Not Allowed"}', "application/json")
         elif scope["path"] not in METRICS_PATHS:
             await _respond(send, 400, b"", None)  # Triton's metrics server: empty 400 for any other path
+        elif (refused := self._refusal(scope)) is not None:
+            body = json.dumps({"error": str(refused)}).encode()
+            await _respond(send, refused.http_status, body, "application/json", refused.headers)
         else:
             # Rendered right here on the loop: the counters are only ever touched on this thread.
             await _respond(send, 200, self.render().encode("utf-8"), CONTENT_TYPE)
+
+    def require_api_keys(self, keys: ApiKeys) -> None:
+        """Check ``keys`` on scrapes when they guard the ``metrics`` group (call before ``start``)."""
+        self.api_keys = keys
+
+    def _refusal(self, scope: Dict[str, Any]) -> Optional[InferenceError]:
+        keys = self.api_keys
+        if keys is None or not keys.guards(METRICS_GROUP):
+            return None
+        try:
+            check_api_key(keys, ((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]))
+        except InferenceError as exc:
+            return exc
+        return None
 
     async def start(self) -> None:
         """Bind (port 0 = ephemeral; a busy port raises OSError) and serve on the running loop."""
@@ -239,12 +342,17 @@ class MetricsFrontend:
     async def stop(self) -> None:
         """Stop listening and close connections (scrapes are short; nothing to drain)."""
         await self._server.stop()
+        if self.system is not None:
+            self.system.close()
 
 
-async def _respond(send: Any, status: int, body: bytes, content_type: Optional[str]) -> None:
+async def _respond(
+    send: Any, status: int, body: bytes, content_type: Optional[str], extra: Iterable[Tuple[str, str]] = ()
+) -> None:
     headers = [(b"content-length", str(len(body)).encode())]
     if content_type:
         headers.append((b"content-type", content_type.encode()))
+    headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -4,6 +4,8 @@
   ``WarmupInput``, ``ModelWarmup``, ``generate_warmup_data``, ``generate_warmup_requests``
 - ``model_config.tensor``: ``Tensor``
 - ``model_config.model_config``: ``ModelConfig`` (and ``validate_model_config``)
+- ``model_config.sequence``: ``SequenceBatcher`` and its parts, Triton's ``sequence_batching`` at ``bind`` (not in
+  PyTriton)
 - ``model_config.triton_model_config``: ``TritonModelConfig``, ``TensorSpec``, ``ResponseCache`` (what clients get
   back from a server's ``/config`` endpoint)
 
@@ -29,6 +31,14 @@ from pytriton_lite.model_config.common import (
     generate_warmup_requests,
 )
 from pytriton_lite.model_config.model_config import ModelConfig, validate_model_config
+from pytriton_lite.model_config.sequence import (
+    SequenceBatcher,
+    SequenceBatcherControl,
+    SequenceBatcherControlInput,
+    SequenceBatcherControlKind,
+    SequenceBatcherStrategyDirect,
+    SequenceBatcherStrategyOldest,
+)
 from pytriton_lite.model_config.tensor import Tensor
 from pytriton_lite.model_config.triton_model_config import ResponseCache, TensorSpec, TritonModelConfig
 
@@ -44,6 +54,12 @@ __all__ = [
     "ModelConfig",
     "ModelWarmup",
     "QueuePolicy",
+    "SequenceBatcher",
+    "SequenceBatcherControl",
+    "SequenceBatcherControlInput",
+    "SequenceBatcherControlKind",
+    "SequenceBatcherStrategyDirect",
+    "SequenceBatcherStrategyOldest",
     "Tensor",
     "TensorSpec",
     "TimeoutAction",

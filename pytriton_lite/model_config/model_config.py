@@ -7,6 +7,7 @@ from typing import List, Optional
 
 from pytriton_lite.exceptions import PyTritonBadParameterError
 from pytriton_lite.model_config.common import DynamicBatcher, ModelWarmup
+from pytriton_lite.model_config.sequence import SequenceBatcher, validate_sequence_batcher
 
 
 @dataclass
@@ -19,12 +20,21 @@ class ModelConfig:
     response_cache: bool = False
     decoupled: bool = False
     model_warmup: Optional[List[ModelWarmup]] = None
+    # Triton's sequence_batching (stateful models); not in PyTriton. Replaces the dynamic batcher.
+    sequence_batcher: Optional[SequenceBatcher] = None
 
 
 def validate_model_config(config: ModelConfig) -> None:
     """PyTriton's config checks, raised as ``PyTritonBadParameterError``."""
     if config.batching and config.max_batch_size < 1:
         raise PyTritonBadParameterError("Parameter max_batch_size for model with batching enabled must be >= 1.")
+    if config.sequence_batcher is not None:
+        validate_sequence_batcher(config.sequence_batcher)
+        if config.batcher != DynamicBatcher():
+            raise PyTritonBadParameterError(
+                "ModelConfig.batcher (dynamic batching) and ModelConfig.sequence_batcher exclude each other: "
+                "set one of them"
+            )
     if not config.batching:
         return
     _validate_batcher(config.batcher, config.max_batch_size)

@@ -4,9 +4,10 @@ package re-exports this one).
 
 Written from Triton's documentation: ``Tensor``, ``InferenceRequest`` (received, and BLS with ``exec()`` /
 ``async_exec()``), ``InferenceResponse``, ``InferenceResponseSender``, ``TritonError`` and its codes,
-``TritonModelException``, ``ModelConfig`` for ``auto_complete_config``, ``Logger``, the flag constants and
-the helper functions. See docs/model_repository.md for what differs from Triton (tensors are always in host
-memory; request rescheduling and the model-loading API are not served).
+``TritonModelException``, ``ModelConfig`` for ``auto_complete_config``, ``Logger``, ``MetricFamily`` /
+``Metric`` (custom metrics on ``/metrics``), the flag constants and the helper functions. See
+docs/model_repository.md for what differs from Triton (tensors are always in host memory; request
+rescheduling and the model-loading API are not served).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pytriton_lite.pb_utils._config import (
 from pytriton_lite.pb_utils._control import is_model_ready, load_model, unload_model
 from pytriton_lite.pb_utils._errors import TritonError, TritonModelException
 from pytriton_lite.pb_utils._logger import Logger
+from pytriton_lite.pb_utils._metrics import Metric, MetricFamily
 from pytriton_lite.pb_utils._request import (
     TRITONSERVER_MEMORY_CPU,
     TRITONSERVER_MEMORY_GPU,
@@ -48,6 +50,8 @@ __all__ = [
     "InferenceResponse",
     "InferenceResponseSender",
     "Logger",
+    "Metric",
+    "MetricFamily",
     "ModelConfig",
     "PreferredMemory",
     "ResponseIterator",

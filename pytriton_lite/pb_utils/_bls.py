@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import sys
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 from pytriton_lite.pb_utils._errors import TritonModelException, from_exception
 from pytriton_lite.pb_utils._response import InferenceResponse, ResponseIterator
@@ -90,6 +90,8 @@ def core_request(
     request_id: str,
     timeout_us: int,
     parameters: Dict[str, Any],
+    correlation_id: Union[int, str] = 0,
+    flags: int = 0,
 ) -> CoreRequest:
     """A BLS request as the server's ``InferenceRequest`` (no requested outputs = all of them)."""
     arrays = {}
@@ -105,6 +107,8 @@ def core_request(
         requested_outputs=list(requested_output_names) or None,
         id=request_id,
         timeout_us=timeout_us or None,
+        correlation_id=correlation_id,
+        flags=flags,
     )
 
 

@@ -225,10 +225,6 @@ class InferenceRequest:
         self._preferred_memory = None
         return self
 
-    def _field(self, name: str, default: Any) -> Any:
-        """request_id & co. of a received request: what the server's ``Request`` carries, if anything."""
-        return getattr(self._core, name, default)
-
     def inputs(self) -> List[Tensor]:
         if self._inputs is None:
             data = self._data or {}
@@ -244,21 +240,22 @@ class InferenceRequest:
                 return tensor
         return None
 
+    # a received request answers from the server's ``Request``: the client's id, sequence_id and flags
     def request_id(self) -> str:
-        return str(self._field("id", "")) if self._core is not None else self._request_id
+        return self._core.id if self._core is not None else self._request_id
 
     def correlation_id(self) -> Union[int, str]:
-        return self._field("correlation_id", 0) if self._core is not None else self._correlation_id
+        return self._core.correlation_id if self._core is not None else self._correlation_id
 
     def flags(self) -> int:
-        return int(self._field("flags", 0)) if self._core is not None else self._flags
+        return self._core.flags if self._core is not None else self._flags
 
     def set_flags(self, flags: int) -> None:
         self._flags = flags
 
     def timeout(self) -> int:
         """The request's timeout in microseconds (0: none)."""
-        return int(self._field("timeout_us", 0) or 0) if self._core is not None else self._timeout
+        return self._core.timeout_us if self._core is not None else self._timeout
 
     def parameters(self) -> str:
         """The request parameters as a JSON string, e.g. ``'{"tenant": "acme"}'``."""
@@ -299,6 +296,8 @@ class InferenceRequest:
             self.request_id(),
             self.timeout(),
             self._parameters,
+            self.correlation_id(),
+            self.flags(),
         )
 
     def exec(self, decoupled: bool = False) -> Any:

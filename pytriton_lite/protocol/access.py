@@ -11,18 +11,42 @@ groups (empty names are skipped), the header name is matched case-insensitively 
 value exactly; a group named again takes the later rule. The result is an ``AccessPolicy``: a read-only
 mapping ``group -> (header, value)`` that each front end checks against its own request headers.
 
+API keys (``ApiKeys``) are a second, independent check: a request to a guarded group must carry one of the
+server's keys as ``Authorization: Bearer <key>`` or in the key header (``X-API-Key`` by default; gRPC: the same
+names as lower-case metadata). Missing -> 401 / UNAUTHENTICATED with ``WWW-Authenticate``; wrong -> 403 /
+PERMISSION_DENIED. Keys and tokens are compared as SHA-256 digests with ``hmac.compare_digest`` (constant time,
+every key tried), so neither a key's content nor its length shows in the answer time.
+
 Pure: no sockets, no threads. HTTP routes know their group in ``frontends.http``; the gRPC RPCs' groups are
 ``GRPC_METHOD_GROUPS`` below.
 """
 
 from __future__ import annotations
 
+import enum
+import hashlib
+import hmac
+import os
+import pathlib
 import re
 from types import MappingProxyType
-from typing import Dict, Iterator, Mapping, NamedTuple, Optional, Pattern, Sequence, Tuple, Union
+from typing import (
+    Dict,
+    FrozenSet,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Pattern,
+    Sequence,
+    Tuple,
+    Union,
+)
 
-from pytriton_lite.config import VALID_TRITON_ENDPOINTS
-from pytriton_lite.exceptions import PyTritonError
+from pytriton_lite.config import TRITON_API_GROUPS, VALID_TRITON_ENDPOINTS
+from pytriton_lite.exceptions import InferenceError, PyTritonError, PyTritonValidationError
 
 Spec = Union[None, str, Sequence[str]]
 Rule = Tuple[str, str]  # (header name, lower-cased; required value)
@@ -137,6 +161,207 @@ def parse_grpc_restricted_protocol(spec: Spec) -> AccessPolicy:
     return _parse(spec, _GRPC)
 
 
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
+
+
+def same_secret(got: Optional[str], want: str) -> bool:
+    """``got == want`` in constant time (digests compared, so the length does not show either)."""
+    return got is not None and hmac.compare_digest(_digest(got), _digest(want))
+
+
+# --- API keys ------------------------------------------------------------------------------------------
+
+METRICS_GROUP = "metrics"  # not a Triton API group: the metrics port, which API keys can guard too
+API_KEY_GROUP_NAMES = frozenset((*TRITON_API_GROUPS, METRICS_GROUP))
+DEFAULT_API_KEY_GROUPS: Tuple[str, ...] = tuple(g for g in TRITON_API_GROUPS if g != "health")
+DEFAULT_API_KEY_HEADER = "X-API-Key"
+AUTHORIZATION = "authorization"
+WWW_AUTHENTICATE = 'Bearer realm="pytriton_lite"'
+MISSING_API_KEY = "API key required: send 'Authorization: Bearer <key>' or '{}: <key>'"
+WRONG_API_KEY = "Invalid API key"
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an HTTP token; gRPC keys are its lower case
+
+
+class KeyVerdict(enum.Enum):
+    OK = "ok"
+    MISSING = "missing"  # 401 / UNAUTHENTICATED
+    WRONG = "wrong"  # 403 / PERMISSION_DENIED
+
+
+class ApiKeys:
+    """The keys a server accepts, the extra header that may carry one, and the groups they guard; immutable.
+
+    Only SHA-256 digests of the keys are kept; ``repr`` shows how many there are, never a key.
+    """
+
+    __slots__ = ("_digests", "header", "groups")
+    _digests: Tuple[bytes, ...]
+    header: str  # lower-cased
+    groups: FrozenSet[str]
+
+    def __init__(
+        self, keys: Iterable[str], header: str = DEFAULT_API_KEY_HEADER, groups: Optional[Iterable[str]] = None
+    ) -> None:
+        digests = tuple(dict.fromkeys(_digest(k) for k in keys))
+        if not digests:
+            raise PyTritonValidationError("ApiKeys needs at least one key")
+        object.__setattr__(self, "_digests", digests)
+        object.__setattr__(self, "header", check_api_key_header(header).lower())
+        object.__setattr__(self, "groups", check_api_key_groups(groups))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __repr__(self) -> str:
+        return f"ApiKeys(<{len(self._digests)} key(s)>, header={self.header!r}, groups={sorted(self.groups)!r})"
+
+    def guards(self, group: str) -> bool:
+        return group in self.groups
+
+    def verdict(self, headers: Iterable[Tuple[str, str]]) -> KeyVerdict:
+        """The verdict on a request's ``(lower-case name, value)`` headers or metadata.
+
+        A key counts when it comes as ``Authorization: Bearer <key>`` (scheme case-insensitive) or as the key
+        header's value; any one matching key admits the request.
+        """
+        presented: List[str] = []
+        for name, value in headers:
+            if name == AUTHORIZATION:
+                scheme, _, credentials = value.strip().partition(" ")
+                if scheme.lower() == "bearer" and credentials.strip():
+                    presented.append(credentials.strip())
+            elif name == self.header and value.strip():
+                presented.append(value.strip())
+        if not presented:
+            return KeyVerdict.MISSING
+        matched = False
+        for candidate in presented:
+            digest = _digest(candidate)
+            for known in self._digests:  # every key tried: the time does not tell which one (or none) matched
+                matched |= hmac.compare_digest(digest, known)
+        return KeyVerdict.OK if matched else KeyVerdict.WRONG
+
+    def missing_message(self) -> str:
+        return MISSING_API_KEY.format(self.header)
+
+
+class ApiKeyMissing(InferenceError):
+    """No API key on a guarded group: 401 with ``WWW-Authenticate`` / UNAUTHENTICATED."""
+
+    http_status = 401
+    grpc_code = "UNAUTHENTICATED"
+
+
+class ApiKeyWrong(InferenceError):
+    """An API key the server does not know: 403 / PERMISSION_DENIED."""
+
+    http_status = 403
+    grpc_code = "PERMISSION_DENIED"
+
+
+def check_api_key(keys: ApiKeys, headers: Iterable[Tuple[str, str]]) -> None:
+    """Raise ``ApiKeyMissing``/``ApiKeyWrong`` unless ``headers`` (lower-case names) carry one of ``keys``."""
+    verdict = keys.verdict(headers)
+    if verdict is KeyVerdict.MISSING:
+        raise ApiKeyMissing(keys.missing_message(), headers=(("www-authenticate", WWW_AUTHENTICATE),))
+    if verdict is KeyVerdict.WRONG:
+        raise ApiKeyWrong(WRONG_API_KEY)
+
+
+class GrpcGate:
+    """One RPC group's checks on gRPC metadata: the API key (where keys guard the group), then the
+    ``--grpc-restricted-protocol`` rule. ``refusal`` gives ``(status code name, message, trailing metadata)``."""
+
+    __slots__ = ("_rule", "_message", "_keys")
+
+    def __init__(self, rule: Optional[Rule], message: str, keys: Optional[ApiKeys]) -> None:
+        self._rule, self._message, self._keys = rule, message, keys
+
+    @classmethod
+    def of(cls, policy: AccessPolicy, group: str, keys: Optional[ApiKeys]) -> Optional[GrpcGate]:
+        """The gate of ``group``; None when nothing is checked there."""
+        rule = policy.get(group)
+        keys = keys if keys is not None and keys.guards(group) else None
+        if rule is None and keys is None:
+            return None
+        return cls(rule, policy.refusal(group) if rule is not None else "", keys)
+
+    def refusal(self, metadata: Iterable[Tuple[str, object]]) -> Optional[Tuple[str, str, Tuple[Tuple[str, str], ...]]]:
+        pairs = [(key, value) for key, value in metadata if isinstance(value, str)]  # -bin values are bytes
+        if self._keys is not None:
+            try:
+                check_api_key(self._keys, pairs)
+            except InferenceError as exc:
+                return exc.grpc_code, str(exc), exc.headers
+        if self._rule is not None:
+            header, want = self._rule
+            if not any(key == header and same_secret(value, want) for key, value in pairs):
+                return "UNAVAILABLE", self._message, ()  # Triton's code for a restricted protocol
+        return None
+
+
+def check_api_key_header(header: str) -> str:
+    if not isinstance(header, str) or not _HEADER_NAME.fullmatch(header) or header.lower() == AUTHORIZATION:
+        raise PyTritonValidationError(
+            f"Invalid api_key_header {header!r}: a header name other than Authorization (always accepted)"
+        )
+    return header
+
+
+def check_api_key_groups(groups: Optional[Iterable[str]]) -> FrozenSet[str]:
+    chosen = DEFAULT_API_KEY_GROUPS if groups is None else tuple([groups] if isinstance(groups, str) else groups)
+    invalid = sorted(set(chosen) - API_KEY_GROUP_NAMES)
+    if invalid:
+        valid = ", ".join(sorted(API_KEY_GROUP_NAMES))
+        raise PyTritonValidationError(f"Invalid api_key_groups: {', '.join(invalid)}. Valid groups are: {valid}")
+    return frozenset(chosen)
+
+
+def _keys_in(text: str) -> Iterator[str]:
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield line
+
+
+def read_api_keys(
+    keys: Union[None, str, Sequence[str]] = None,
+    env: Optional[str] = None,
+    file: Union[None, str, os.PathLike[str]] = None,
+) -> Tuple[str, ...]:
+    """Every key from ``keys``, the environment variable named ``env`` (separated by commas or whitespace) and the file
+    ``file`` (one key per line, ``#`` comments), without repeats. A source that is named but gives no key is an
+    error: a server asked to require keys must not start open. Messages never show a key.
+    """
+    found: List[Tuple[str, str]] = []
+    if keys is not None:
+        listed = [keys] if isinstance(keys, str) else list(keys)
+        found += [("api_keys", key.strip() if isinstance(key, str) else key) for key in listed]
+    if env is not None:
+        value = os.environ.get(env)
+        parts = value.replace(",", " ").split() if value else []
+        if not parts:
+            raise PyTritonValidationError(f"api_keys_env: environment variable {env!r} is not set or holds no key")
+        found += [(f"${env}", part) for part in parts]
+    if file is not None:
+        try:
+            text = pathlib.Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PyTritonValidationError(f"api_keys_file: cannot read {str(file)!r}: {exc}") from None
+        parts = list(_keys_in(text))
+        if not parts:
+            raise PyTritonValidationError(f"api_keys_file: {str(file)!r} holds no key")
+        found += [(str(file), part) for part in parts]
+    for index, (source, key) in enumerate(found, 1):
+        if not isinstance(key, str) or not key or not all("!" <= ch <= "~" and ch != "," for ch in key):
+            raise PyTritonValidationError(
+                f"API key #{index} (from {source}) is empty or has a character a header cannot carry "
+                "(use printable ASCII without spaces or commas)"
+            )
+    return tuple(dict.fromkeys(key for _, key in found))
+
+
 def compile_forward_pattern(pattern: Optional[str]) -> Optional[Pattern[str]]:
     """``--http-header-forward-pattern`` / ``--grpc-header-forward-pattern`` as Triton reads them.
 
@@ -159,6 +384,20 @@ def compile_forward_pattern(pattern: Optional[str]) -> Optional[Pattern[str]]:
 
 __all__ = [
     "AccessPolicy",
+    "ApiKeys",
+    "GrpcGate",
+    "ApiKeyMissing",
+    "ApiKeyWrong",
+    "check_api_key",
+    "KeyVerdict",
+    "read_api_keys",
+    "same_secret",
+    "API_KEY_GROUP_NAMES",
+    "DEFAULT_API_KEY_GROUPS",
+    "DEFAULT_API_KEY_HEADER",
+    "METRICS_GROUP",
+    "WWW_AUTHENTICATE",
+    "WRONG_API_KEY",
     "compile_forward_pattern",
     "GRPC_METHOD_GROUPS",
     "GRPC_HEADER_PREFIX",

@@ -17,12 +17,15 @@ import numpy as np
 from pytriton_lite._dtypes import BYTES, FIXED_WIRE_NAMES, LE_WIRE_DTYPES, TRITON_DTYPES
 from pytriton_lite._dtypes import from_triton_dtype as from_triton_dtype
 from pytriton_lite._dtypes import to_triton_dtype as to_triton_dtype
+from pytriton_lite._echo import echo
 from pytriton_lite.exceptions import InvalidArgumentError
 
 __all__ = [
     "TRITON_DTYPES",
     "FIXED_WIRE_NAMES",
     "INT64_MAX",
+    "MAX_NDIM",
+    "shape_text",
     "from_triton_dtype",
     "to_triton_dtype",
     "wire_dtype",
@@ -36,6 +39,8 @@ __all__ = [
 ]
 
 INT64_MAX = (1 << 63) - 1  # Triton's limit on a tensor's element count and byte size
+MAX_NDIM = 64 if int(np.__version__.split(".", 1)[0]) >= 2 else 32  # numpy's limit on dimensions
+_MAX_ITEMSIZE = 8  # largest wire itemsize (INT64/FP64; BYTES are object pointers): numpy sizes empty arrays by it
 
 
 def wire_dtype(name: str, tensor: str, model: str) -> np.dtype[Any]:
@@ -45,31 +50,57 @@ def wire_dtype(name: str, tensor: str, model: str) -> np.dtype[Any]:
     try:
         return LE_WIRE_DTYPES[name]
     except (KeyError, TypeError):
-        raise InvalidArgumentError(f"invalid datatype for input {tensor} for model '{model}'") from None
+        raise InvalidArgumentError(f"invalid datatype for input {echo(tensor)} for model '{echo(model)}'") from None
 
 
 def checked_element_count(shape: Sequence[int], tensor: str, model: str, itemsize: int = 0) -> int:
     """Element count of an input's ``shape``, refusing what Triton refuses (both codecs call this).
 
     A negative dim, a count over int64 and (with ``itemsize``; 0 skips it) a byte size over int64 are
-    client errors, worded as Triton words them.
+    client errors, worded as Triton words them. So are shapes numpy cannot hold even when empty: more
+    than ``MAX_NDIM`` dims, a dim over int64, or non-zero dims whose product overflows (``[2**62, 2**62, 0]``).
     """
+    if len(shape) > MAX_NDIM:
+        raise InvalidArgumentError(
+            f"input '{echo(tensor)}' for model '{echo(model)}' has {len(shape)} dimensions, more than the "
+            f"{MAX_NDIM} supported"
+        )
     count = 1
+    nonzero = 1  # product of the non-zero dims: what numpy must be able to index, even for an empty array
     for dim in shape:
         if dim < 0:
             raise InvalidArgumentError(
-                f"All input dimensions should be specified for input '{tensor}' for model '{model}', "
-                f"got [{','.join(str(d) for d in shape)}]"
+                f"All input dimensions should be specified for input '{echo(tensor)}' for model '{echo(model)}', "
+                f"got {shape_text(shape)}"
+            )
+        if dim > INT64_MAX:
+            raise InvalidArgumentError(
+                f"The shape {shape_text(shape)} of input '{echo(tensor)}' for model '{echo(model)}' has a "
+                f"dimension over the maximum of {INT64_MAX}"
             )
         count *= int(dim)
+        if dim:
+            nonzero *= int(dim)
     if count > INT64_MAX:
         raise InvalidArgumentError(
-            f"The shape {list(shape)} of input '{tensor}' for model '{model}' causes total element count to exceed "
-            f"maximum size of {INT64_MAX}"
+            f"The shape {shape_text(shape, ', ')} of input '{echo(tensor)}' for model '{echo(model)}' causes total "
+            f"element count to exceed maximum size of {INT64_MAX}"
         )
     if count * itemsize > INT64_MAX:
-        raise InvalidArgumentError(f"byte size overflow for input '{tensor}' for model '{model}'")
+        raise InvalidArgumentError(f"byte size overflow for input '{echo(tensor)}' for model '{echo(model)}'")
+    if count == 0 and nonzero * _MAX_ITEMSIZE > INT64_MAX:
+        raise InvalidArgumentError(
+            f"The shape {shape_text(shape, ', ')} of input '{echo(tensor)}' for model '{echo(model)}' has "
+            "non-zero dimensions whose product is too large for an empty tensor"
+        )
     return count
+
+
+def shape_text(shape: Sequence[int], sep: str = ",") -> str:
+    """A client's shape in an error message: ``[a,b,...]``, bounded like every echo of client input."""
+    shown = sep.join(str(int(d)) for d in shape[:MAX_NDIM])
+    more = f"{sep}... ({len(shape) - MAX_NDIM} more)" if len(shape) > MAX_NDIM else ""
+    return f"[{shown}{more}]"
 
 
 def serialize_bytes_tensor(array: np.ndarray) -> bytes:
@@ -100,22 +131,22 @@ def deserialize_bytes_tensor(buffer: Any, shape: Sequence[int], tensor: str, mod
     while offset < total:
         if offset + 4 > total:
             raise InvalidArgumentError(
-                f"incomplete string length indicator for inference input '{tensor}' for model '{model}', "
+                f"incomplete string length indicator for inference input '{echo(tensor)}' for model '{echo(model)}', "
                 f"expecting 4 bytes but only {total - offset} bytes available"
             )
         (length,) = struct.unpack_from("<I", view, offset)
         offset += 4
         if offset + length > total:
             raise InvalidArgumentError(
-                f"incomplete string data for inference input '{tensor}' for model '{model}', "
+                f"incomplete string data for inference input '{echo(tensor)}' for model '{echo(model)}', "
                 f"expecting string of length {length} but only {total - offset} bytes available"
             )
         items.append(bytes(view[offset : offset + length]))
         offset += length
         if len(items) > expected:
             raise InvalidArgumentError(
-                f"unexpected number of string elements {len(items)} for inference input '{tensor}' "
-                f"for model '{model}', expecting {expected}"
+                f"unexpected number of string elements {len(items)} for inference input '{echo(tensor)}' "
+                f"for model '{echo(model)}', expecting {expected}"
             )
     return bytes_array(items, shape, tensor, model)
 
@@ -125,7 +156,8 @@ def bytes_array(items: Sequence[Any], shape: Sequence[int], tensor: str, model: 
     expected = math.prod(shape)
     if len(items) != expected:
         raise InvalidArgumentError(
-            f"expected {expected} string elements for inference input '{tensor}' for model '{model}', got {len(items)}"
+            f"expected {expected} string elements for inference input '{echo(tensor)}' for model '{echo(model)}', "
+            f"got {len(items)}"
         )
     array = np.empty(expected, dtype=object)
     array[:] = list(items)
@@ -142,7 +174,8 @@ def array_from_raw(buffer: Any, datatype: str, shape: Sequence[int], tensor: str
     got = memoryview(buffer).nbytes
     if got != expected:
         raise InvalidArgumentError(
-            f"input byte size mismatch for input '{tensor}' for model '{model}'. Expected {expected}, got {got}"
+            f"input byte size mismatch for input '{echo(tensor)}' for model '{echo(model)}'. "
+            f"Expected {expected}, got {got}"
         )
     return np.frombuffer(buffer, dtype=dtype).reshape(shape)
 

@@ -15,8 +15,10 @@ from typing import Any, Container, Dict, Iterable, List, Mapping, Optional, Sequ
 import numpy as np
 from tritonclient.grpc import service_pb2
 
+from pytriton_lite._echo import echo
 from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
 from pytriton_lite.protocol.dtypes import array_from_raw, bytes_array, checked_element_count, output_to_raw, wire_dtype
+from pytriton_lite.protocol.reserved import is_reserved, reserved_header_error
 from pytriton_lite.types import InferenceRequest, InferenceResponse, ParameterValue
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
 
 EMPTY_FINAL_PARAM = "triton_enable_empty_final_response"
 FINAL_PARAM = "triton_final_response"
+GRPC_ERROR_HEADER = "triton_grpc_error"  # metadata that makes a stream end at its first error
 
 RawBuffers = Optional[List[memoryview]]
 
@@ -185,8 +188,28 @@ def forwarded_parameters(metadata: Iterable[Tuple[str, Any]], pattern: Optional[
     found: Dict[str, str] = {}
     for key, value in metadata:
         if isinstance(value, str) and pattern.search(key):
+            if key == GRPC_ERROR_HEADER:  # Triton's own option, read as a header; never a parameter
+                continue
+            if is_reserved(key):
+                raise reserved_header_error(key)
             found[key] = value
     return found
+
+
+def _sequence_parameter(key: str, choice: Optional[str], value: Any, request: InferenceRequest) -> None:
+    """sequence_id / sequence_start / sequence_end: no sequence batcher, only carried to the model (pb_utils
+    correlation_id and flags: SEQUENCE_START 1, SEQUENCE_END 2)."""
+    if key == "sequence_id":
+        if choice not in ("int64_param", "string_param"):
+            raise InvalidArgumentError(
+                "invalid value type for 'sequence_id' parameter, expected int64_param or string_param."
+            )
+        request.correlation_id = value
+        return
+    if choice != "bool_param":
+        raise InvalidArgumentError(f"invalid value type for '{echo(key)}' parameter, expected bool_param.")
+    if value:
+        request.flags |= 1 if key == "sequence_start" else 2
 
 
 def _decode_parameters(message: Any, request: InferenceRequest) -> None:
@@ -205,19 +228,12 @@ def _decode_parameters(message: Any, request: InferenceRequest) -> None:
             if choice != "int64_param":
                 raise InvalidArgumentError("invalid value type for 'timeout' parameter, expected int64_param.")
             request.timeout_us = int(value)
-        elif key == "sequence_id":
-            # Accepted for wire compatibility; there is no sequence batcher, so it carries no meaning here.
-            if choice not in ("int64_param", "string_param"):
-                raise InvalidArgumentError(
-                    "invalid value type for 'sequence_id' parameter, expected int64_param or string_param."
-                )
-        elif key in ("sequence_start", "sequence_end"):
-            if choice != "bool_param":
-                raise InvalidArgumentError(f"invalid value type for '{key}' parameter, expected bool_param.")
+        elif key in ("sequence_id", "sequence_start", "sequence_end"):
+            _sequence_parameter(key, choice, value, request)
         elif key == EMPTY_FINAL_PARAM:
             # Sent on every request by perf_analyzer and the C++ client, unary included; a stream reads it.
             if choice != "bool_param":
-                raise InvalidArgumentError(f"invalid value type for '{key}' parameter, expected bool_param.")
+                raise InvalidArgumentError(f"invalid value type for '{echo(key)}' parameter, expected bool_param.")
         elif key.startswith("triton_"):
             raise InvalidArgumentError(
                 "parameter keys starting with 'triton_' are reserved for Triton usage and should not be specified."
@@ -226,7 +242,7 @@ def _decode_parameters(message: Any, request: InferenceRequest) -> None:
             params[key] = int(value) if choice == "uint64_param" else value
         else:
             raise InvalidArgumentError(
-                f"invalid value type for '{key}' parameter, expected int64_param, bool_param, double_param "
+                f"invalid value type for '{echo(key)}' parameter, expected int64_param, bool_param, double_param "
                 "or string_param."
             )
 
@@ -235,15 +251,15 @@ def _reject_shared_memory(params: Any, what: str, name: str, model: str) -> None
     if "shared_memory_region" in params:
         region = params["shared_memory_region"].string_param
         raise InvalidArgumentError(
-            f"Unable to find system shared memory region: '{region}' (client shared memory is disabled; "
-            f"{what} '{name}' for model '{model}')"
+            f"Unable to find system shared memory region: '{echo(region)}' (client shared memory is disabled; "
+            f"{what} '{echo(name)}' for model '{echo(model)}')"
         )
 
 
 def _check_new_tensor(name: str, seen: Container[str], params: Any, what: str, model: str) -> None:
     """An input or requested output: its name is not repeated and it names no shared memory region."""
     if name in seen:
-        raise InvalidArgumentError(f"{what} '{name}' already exists in request")
+        raise InvalidArgumentError(f"{what} '{echo(name)}' already exists in request")
     if params:
         _reject_shared_memory(params, what, name, model)
 
@@ -256,8 +272,8 @@ def _typed_input(tensor: Any, datatype: str, shape: Tuple[int, ...], count: int,
     for field, field_values in contents.ListFields():
         if field.name != expected_field:
             raise InvalidArgumentError(
-                f"unexpected explicit tensor data for input tensor '{name}' for model '{model}' of type "
-                f"'{datatype}', expected datatype '{_FIELD_DATATYPE.get(field.name, field.name)}'"
+                f"unexpected explicit tensor data for input tensor '{echo(name)}' for model '{echo(model)}' of type "
+                f"'{echo(datatype)}', expected datatype '{_FIELD_DATATYPE.get(field.name, field.name)}'"
             )
         values = field_values
     if datatype == "BYTES":
@@ -265,7 +281,7 @@ def _typed_input(tensor: Any, datatype: str, shape: Tuple[int, ...], count: int,
     dtype = wire_dtype(datatype, name, model)
     if len(values) != count:
         raise InvalidArgumentError(
-            f"input byte size mismatch for input '{name}' for model '{model}'. "
+            f"input byte size mismatch for input '{echo(name)}' for model '{echo(model)}'. "
             f"Expected {count * dtype.itemsize}, got {len(values) * dtype.itemsize}"
         )
     if expected_field is None:  # FP16/BF16 have no typed field: only an empty tensor can get here
@@ -312,18 +328,20 @@ def _decode_inputs(message: Any, raw_contents: Sequence[Any]) -> Dict[str, np.nd
         if tensor.HasField("contents"):
             if raw_count:
                 raise InvalidArgumentError(
-                    f"contents field must not be specified when using raw_input_contents for '{name}' "
-                    f"for model '{model}'"
+                    f"contents field must not be specified when using raw_input_contents for '{echo(name)}' "
+                    f"for model '{echo(model)}'"
                 )
             inputs[name] = _typed_input(tensor, datatype, shape, count, model)
         elif index < raw_count:
             inputs[name] = array_from_raw(raw_contents[index], datatype, shape, name, model)
             index += 1
         else:
-            raise InvalidArgumentError(f"unable to find data for input tensor '{name}' for model '{model}' in request.")
+            raise InvalidArgumentError(
+                f"unable to find data for input tensor '{echo(name)}' for model '{echo(model)}' in request."
+            )
     if index != raw_count:
         raise InvalidArgumentError(
-            f"expected {index} raw input contents but got {raw_count} for model '{model}' "
+            f"expected {index} raw input contents but got {raw_count} for model '{echo(model)}' "
             "(one raw_input_contents entry per input, in inputs order)"
         )
     return inputs
@@ -336,7 +354,9 @@ def _requested_outputs(message: Any) -> List[str]:
         name = output.name
         _check_new_tensor(name, requested, output.parameters, "output", model)
         if output.parameters and "classification" in output.parameters:
-            raise UnsupportedError(f"classification output is not supported (output '{name}' for model '{model}')")
+            raise UnsupportedError(
+                f"classification output is not supported (output '{echo(name)}' for model '{echo(model)}')"
+            )
         requested.append(name)
     return requested
 

@@ -14,19 +14,29 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from pytriton_lite._echo import check_utf8, echo
 from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
+from pytriton_lite.protocol import json_split
 from pytriton_lite.protocol.dtypes import (
     array_from_raw,
     checked_element_count,
     output_to_raw,
     to_triton_dtype,
     wire_dtype,
+)
+from pytriton_lite.protocol.http_compression import (
+    DEFAULT_MAX_INPUT_SIZE,
+    SUPPORTED_REQUEST_ENCODINGS,
+    UNSUPPORTED_COMPRESSION,
+    _compress,
+    decompress_body,
+    select_response_encoding,
+    unsupported_compression,
 )
 from pytriton_lite.protocol.json_tensors import MAX_DATA_DEPTH, array_to_json, json_to_array, size_message, type_error
 from pytriton_lite.types import InferenceRequest, InferenceResponse, ModelInfo, ParameterValue
@@ -59,19 +69,10 @@ __all__ = [
 ]
 
 INFERENCE_HEADER = "inference-header-content-length"
-DEFAULT_MAX_INPUT_SIZE = 1 << 26  # Triton's --http-max-input-size default (64 MiB)
-SUPPORTED_REQUEST_ENCODINGS = ("identity", "gzip", "deflate")
-UNSUPPORTED_COMPRESSION = "Unsupported compression type"  # 501, answered with Accept-Encoding: gzip, deflate
-
-
-def unsupported_compression() -> UnsupportedError:
-    """Triton's answer to a request body in an encoding it does not take: 501 naming the ones it does."""
-    return UnsupportedError(UNSUPPORTED_COMPRESSION, headers=(("accept-encoding", "gzip, deflate"),))
 
 
 _JOIN_LIMIT = 256 * 1024  # below this a response is one buffer (one socket write); above, chunks
 _ORJSON_MAX_BRACKETS = 1000
-_COMPRESS_LEVEL = 1  # clients that ask for compression are better served fast than small
 _RESERVED_SEQUENCE_KEYS = ("sequence_id", "sequence_start", "sequence_end")
 # --- JSON -------------------------------------------------------------------------------------------
 
@@ -126,6 +127,11 @@ def _array_finite(array: np.ndarray) -> bool:
     return array.dtype.kind not in "fc" or bool(np.isfinite(array).all())
 
 
+def _loads_split(data: Any) -> Any:
+    """``loads_json`` with a large document's flat ``data`` arrays parsed in pieces (``json_split``)."""
+    return json_split.loads_split(data, loads_json)
+
+
 def encode_error(message: str) -> bytes:
     """Triton's error body: ``{"error":"<message>"}``, compact."""
     return dumps_json({"error": str(message)})
@@ -155,36 +161,6 @@ def parse_json_object(data: Any, model: str, loads: Callable[[Any], Any] = loads
 
 
 # --- body framing -----------------------------------------------------------------------------------
-
-
-def decompress_body(
-    body: Any, content_encoding: Optional[str], max_size: Optional[int] = DEFAULT_MAX_INPUT_SIZE
-) -> Any:
-    """Undo ``Content-Encoding: gzip|deflate`` (deflate = zlib-wrapped); identity returns ``body`` as is.
-
-    Other encodings raise
-    ``UnsupportedError`` (501, "Unsupported compression type"); answer it with ``Accept-Encoding: gzip, deflate``.
-    """
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding == "gzip":
-        wbits = 31
-    elif encoding == "deflate":
-        wbits = 15
-    else:
-        raise unsupported_compression()
-    decompressor = zlib.decompressobj(wbits)
-    limit = max_size if max_size else 0
-    try:
-        out = decompressor.decompress(body, limit + 1 if limit else 0)
-    except zlib.error as exc:
-        raise InvalidArgumentError(f"failed to decompress the {encoding} request body: {exc}") from None
-    if limit and (len(out) > limit or decompressor.unconsumed_tail):
-        raise InvalidArgumentError(f"decompressed request size exceeds the maximum allowed input size of {limit} bytes")
-    if not decompressor.eof:
-        raise InvalidArgumentError(f"failed to decompress the {encoding} request body: truncated data")
-    return out
 
 
 def parse_header_length(value: Optional[str], body_length: int) -> Optional[int]:
@@ -244,11 +220,12 @@ def decode_infer_request(
     if max_input_size and length > max_input_size:
         raise InvalidArgumentError(size_message(length, max_input_size))
     view = memoryview(body)
-    doc = parse_json_object(body if length == total else view[:length], model_name)
+    doc = parse_json_object(body if length == total else view[:length], model_name, _loads_split)
 
     request_id = doc.get("id", "")
     if not isinstance(request_id, str):
         raise type_error("id", "non-string as string", f"for model '{model_name}'")
+    check_utf8(request_id, "request id", model_name)  # refused here, not when the response echoes it
     request = InferenceRequest(model_name=model_name, model_version=model_version, id=request_id)
     options = OutputOptions()
     if "parameters" in doc:
@@ -284,6 +261,7 @@ def _decode_request_parameters(params: Any, request: InferenceRequest, options: 
     if not isinstance(params, dict):
         raise type_error("parameters", "non-object as object", f"for model '{model}'")
     for key, value in params.items():
+        check_utf8(key, "parameter name", model)
         if key.startswith("triton_"):
             raise InvalidArgumentError(
                 "parameter keys starting with 'triton_' are reserved for Triton usage and should not be "
@@ -296,12 +274,11 @@ def _decode_request_parameters(params: Any, request: InferenceRequest, options: 
         elif key == "binary_data_output":
             options.binary_data_output = _bool_param(key, value, model)
         elif key in _RESERVED_SEQUENCE_KEYS:
-            # Accepted and type-checked like Triton; meaningless without a sequence batcher.
+            # Type-checked like Triton; no sequence batcher, only carried to the model (pb_utils correlation_id)
             if key == "sequence_id":
-                if not isinstance(value, str):
-                    _uint_param(key, value, model)
-            else:
-                _bool_param(key, value, model)
+                request.correlation_id = value if isinstance(value, str) else _uint_param(key, value, model)
+            elif _bool_param(key, value, model):
+                request.flags |= 1 if key == "sequence_start" else 2
         else:
             request.parameters[key] = custom_parameter(key, value, model)
 
@@ -313,6 +290,9 @@ def custom_parameter(key: str, value: Any, model: str) -> ParameterValue:
             f"parameter '{key}' has invalid type. It should be either 'int', 'bool', 'double' or 'string' "
             f"(model '{model}')"
         )
+    check_utf8(key, "parameter name", model)
+    if isinstance(value, str):
+        check_utf8(value, f"parameter '{echo(key)}'", model)
     return value
 
 
@@ -491,6 +471,7 @@ def encode_infer_response(
         doc["parameters"] = response.parameters
     outputs: List[Dict[str, Any]] = []
     blobs: List[Any] = []
+    big: List[Tuple[Dict[str, Any], List[Any]]] = []
     finite = not _has_nonfinite(response.parameters)
     for name, array in response.outputs.items():
         array = np.asarray(array)
@@ -511,8 +492,10 @@ def encode_infer_response(
             finite = finite and _array_finite(array)
             data = array_to_json(array, name, model)
             outputs.append({"name": name, "datatype": datatype, "shape": list(array.shape), "data": data})
+            if len(data) > json_split.SPLIT_ITEMS:
+                big.append((outputs[-1], data))  # written in pieces: the GIL is free between them
     doc["outputs"] = outputs
-    header = dumps_json(doc, finite=finite)
+    header = json_split.dumps_split(doc, big, lambda obj: dumps_json(obj, finite=finite))
     headers: Dict[str, str] = {}
     if blobs:
         headers["content-type"] = "application/octet-stream"
@@ -544,32 +527,3 @@ def _binary_output(array: np.ndarray, name: str, model: str) -> Tuple[str, Any]:
         return output_to_raw(array)
     except Exception as exc:  # noqa: BLE001 - whatever output the model returned that has no wire encoding
         raise InvalidArgumentError(f"cannot encode output '{name}' of model '{model}': {exc}") from None
-
-
-def select_response_encoding(accept_encoding: Optional[str]) -> str:
-    """Pick identity/gzip/deflate from ``Accept-Encoding`` (q-values; highest wins, ties go to the first)."""
-    if not accept_encoding:
-        return "identity"
-    best, best_q = "identity", -1.0
-    for item in accept_encoding.split(","):
-        token, _, rest = item.partition(";")
-        token = token.strip().lower()
-        if token not in SUPPORTED_REQUEST_ENCODINGS:
-            continue
-        q = 1.0
-        rest = rest.strip()
-        if rest.startswith("q="):
-            try:
-                q = float(rest[2:])
-            except ValueError:
-                q = 0.0
-        if q > best_q and q > 0:
-            best, best_q = token, q
-    return best
-
-
-def _compress(chunks: Iterable[Any], encoding: str) -> bytes:
-    compressor = zlib.compressobj(_COMPRESS_LEVEL, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
-    parts = [compressor.compress(chunk) for chunk in chunks]
-    parts.append(compressor.flush())
-    return b"".join(parts)

@@ -11,6 +11,7 @@ from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
+from pytriton_lite._echo import echo
 from pytriton_lite.exceptions import InvalidArgumentError
 from pytriton_lite.protocol.dtypes import checked_element_count, wire_dtype
 
@@ -56,11 +57,11 @@ def json_to_array(
     max_input_size: Optional[int] = None,
 ) -> np.ndarray:
     """JSON ``data`` (flat or nested, row-major) -> array of ``shape``; leaf types checked per datatype."""
-    where = f"for input '{tensor}' for model '{model}'"
+    where = f"for input '{echo(tensor)}' for model '{echo(model)}'"
     if datatype in ("FP16", "BF16"):
         raise InvalidArgumentError(
             f"receiving {datatype} data via JSON is not supported. Please use the binary data format for input "
-            f"{tensor} for model '{model}'"
+            f"{echo(tensor)} for model '{echo(model)}'"
         )
     dtype = wire_dtype(datatype, tensor, model)
     count = checked_element_count(shape, tensor, model, itemsize=dtype.itemsize if datatype != "BYTES" else 0)
@@ -94,7 +95,7 @@ def _flatten_nested(data: List[Any], tensor: str, model: str) -> List[Any]:
                 if depth + 1 > MAX_DATA_DEPTH:
                     raise InvalidArgumentError(
                         f"JSON nesting depth exceeds maximum allowed limit ({MAX_DATA_DEPTH}) for input "
-                        f"'{tensor}' for model '{model}'"
+                        f"'{echo(tensor)}' for model '{echo(model)}'"
                     )
                 stack.append((iter(item), depth + 1))
                 break
@@ -113,8 +114,10 @@ def _leaves_to_array(flat: List[Any], dtype: np.dtype, where: str) -> np.ndarray
         array = np.empty(len(flat), dtype=object)
         try:
             array[:] = [item.encode("utf-8") for item in flat]
-        except UnicodeEncodeError as exc:
-            raise InvalidArgumentError(f"Unable to parse 'data': invalid UTF-8 string ({exc}) {where}") from None
+        except UnicodeEncodeError as exc:  # the exception's text holds the bad character: not echoed
+            raise InvalidArgumentError(
+                f"Unable to parse 'data': invalid UTF-8 string ({exc.reason} at position {exc.start}) {where}"
+            ) from None
         return array
     if dtype.kind in "iu":
         if not flat:

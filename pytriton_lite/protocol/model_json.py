@@ -7,17 +7,22 @@ Pure functions over the data plane's frozen ``ModelInfo``. The served model conf
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+import base64
+import binascii
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from pytriton_lite.exceptions import InvalidArgumentError
 from pytriton_lite.types import ModelInfo, TensorInfo
 
 __all__ = [
     "SERVER_VERSION",
+    "MODEL_REPOSITORY_EXTENSIONS",
     "SERVER_EXTENSIONS",
+    "load_files",
     "message_to_dict",
     "model_config_dict",
     "model_metadata",
@@ -27,7 +32,17 @@ __all__ = [
 
 SERVER_VERSION = "2.73.0"  # the Triton protocol release this server follows
 # Only what we implement, in Triton's order (core/src/server.cc).
-SERVER_EXTENSIONS = ("schedule_policy", "model_configuration", "binary_tensor_data", "parameters", "statistics")
+SERVER_EXTENSIONS = (
+    "schedule_policy",
+    "model_configuration",
+    "binary_tensor_data",
+    "parameters",
+    "statistics",
+    "trace",
+    "logging",
+)
+#: listed (before ``schedule_policy``, Triton's order) when a model repository serves load/unload and the index
+MODEL_REPOSITORY_EXTENSIONS = ("model_repository", "model_repository(unload_dependents)")
 
 _INT64_TYPES = (
     FieldDescriptor.CPPTYPE_INT64,
@@ -36,10 +51,15 @@ _INT64_TYPES = (
 
 
 def server_metadata(
-    server_id: str = "triton", version: str = SERVER_VERSION, extensions: Sequence[str] = SERVER_EXTENSIONS
+    server_id: str = "triton",
+    version: str = SERVER_VERSION,
+    extensions: Sequence[str] = SERVER_EXTENSIONS,
+    *,
+    model_repository: bool = False,
 ) -> Dict[str, Any]:
-    """``GET /v2``: ``{"name","version","extensions"}``."""
-    return {"name": server_id, "version": version, "extensions": list(extensions)}
+    """``GET /v2``: ``{"name","version","extensions"}``; ``model_repository``: a model repository is served."""
+    listed = list(MODEL_REPOSITORY_EXTENSIONS if model_repository else ()) + list(extensions)
+    return {"name": server_id, "version": version, "extensions": listed}
 
 
 def _tensor_metadata(spec: TensorInfo, batching: bool) -> Dict[str, Any]:
@@ -107,3 +127,30 @@ def repository_index(models: Iterable[ModelInfo]) -> List[Dict[str, Any]]:
             entry["reason"] = model.reason
         entries.append(entry)
     return entries
+
+
+FILE_PARAMETER_PREFIX = "file:"
+
+
+def load_files(model: str, parameters: Mapping[str, Any], base64_text: bool) -> Dict[str, bytes]:
+    """A load request's ``file:<path>`` parameters as ``{path: content}``: HTTP sends base64 text
+    (``base64_text``), gRPC ``bytes_param`` values (already bytes)."""
+    files: Dict[str, bytes] = {}
+    for key, value in parameters.items():
+        if not key.startswith(FILE_PARAMETER_PREFIX):
+            continue
+        if base64_text:
+            try:
+                if not isinstance(value, str):
+                    raise TypeError(type(value).__name__)
+                content = base64.b64decode(value, validate=True)
+            except (TypeError, ValueError, binascii.Error):
+                raise InvalidArgumentError(
+                    f"failed to load '{model}': parameter '{key}' must be base64-encoded file content"
+                ) from None
+        elif isinstance(value, bytes):
+            content = value
+        else:
+            raise InvalidArgumentError(f"failed to load '{model}': parameter '{key}' must be a bytes_param")
+        files[key[len(FILE_PARAMETER_PREFIX) :]] = content
+    return files

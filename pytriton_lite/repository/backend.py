@@ -116,6 +116,9 @@ class LoadedModel:
 
     infer_funcs: List[Callable[..., Any]]
     finalize: Callable[[], None] = field(default=lambda: None)
+    #: one per infer func (or none): run on that instance's own thread before it serves (a returned awaitable
+    #: is awaited on the instance's event loop); raising fails the load. The python backend's initialize().
+    initializers: List[Callable[[], Any]] = field(default_factory=list)
 
 
 class Backend(Protocol):

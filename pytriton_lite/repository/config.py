@@ -8,7 +8,7 @@ Parsing uses tritonclient's generated ``model_config_pb2.ModelConfig`` with ``go
    ``model.py``, ``model.onnx``, ``model.pt``), with Triton's messages for unknown ones;
 3. the backend's ``auto_complete`` hook fills in what the file left out (ONNX inputs, ``auto_complete_config``);
 4. the config is checked (tensors, batching, instance groups) and fields pytriton_lite does not honour are
-   refused (``sequence_batching``, ``batch_input``/``batch_output``) or warned about by name;
+   refused (``batch_input``/``batch_output``, implicit ``sequence_batching.state``) or warned about by name;
 5. Triton's defaults are filled in, so ``/v2/models/m/config`` shows the completed config: both ``platform``
    and ``backend``, ``version_policy``, named ``instance_group`` s with kind and count, ``default_model_filename``,
    ``optimization``'s pinned-memory defaults, ``preferred_batch_size``, ``model_transaction_policy``.
@@ -31,6 +31,7 @@ from tritonclient.grpc import model_config_pb2
 from tritonclient.grpc.model_config_pb2 import ModelConfig as ModelConfigProto
 
 from pytriton_lite._dtypes import from_triton_dtype
+from pytriton_lite.core.sequence_config import SequenceConfigError, check_sequence_batching, complete_sequence_batching
 from pytriton_lite.exceptions import PyTritonModelConfigError
 from pytriton_lite.repository.backend import ModelLoadError, ModelSource
 
@@ -65,10 +66,11 @@ _KIND_AUTO, _KIND_GPU, _KIND_CPU = (_KIND.Value(k) for k in ("KIND_AUTO", "KIND_
 
 # present = refused: pytriton_lite cannot honour them and ignoring them would change what the model computes
 _REFUSED = {
-    "sequence_batching": "sequence batching (stateful models) is not supported by pytriton_lite",
     "batch_input": "'batch_input' (ragged batching inputs) is not supported by pytriton_lite",
     "batch_output": "'batch_output' is not supported by pytriton_lite",
 }
+# backends whose models may have sequence_batching (their instances receive the control inputs)
+_SEQUENCE_BACKENDS = frozenset({"python"})
 # present = accepted, logged by name and ignored
 _IGNORED = (
     "runtime",
@@ -266,6 +268,16 @@ def check_config(config: ModelConfigProto, backend: str) -> List[str]:
     """Triton's checks of a config (ModelLoadError); returns the ignored fields, by name."""
     ignored = _refused_and_ignored(config, backend)
     _check_batching(config)
+    try:
+        check_sequence_batching(config)  # the sequence batcher's own checks (core/sequence_config.py)
+    except SequenceConfigError as exc:
+        raise ModelLoadError(str(exc)) from None
+    if config.HasField("sequence_batching") and backend not in _SEQUENCE_BACKENDS:
+        # the onnxruntime / pytorch backends do not feed control inputs to the graph yet
+        raise ModelLoadError(
+            f"model '{config.name}': sequence batching is served for python-backend models only by pytriton_lite, "
+            f"not for backend '{backend}'"
+        )
     _check_tensors(config)
     if backend == "ensemble" and not config.ensemble_scheduling.step:
         raise ModelLoadError(f"ensemble model '{config.name}' must specify 'ensemble_scheduling' with its steps")
@@ -342,6 +354,7 @@ def complete_config(config: ModelConfigProto, backend: str, gpus: int, default_f
     if config.HasField("dynamic_batching") and config.max_batch_size > 0:
         if not config.dynamic_batching.preferred_batch_size:
             config.dynamic_batching.preferred_batch_size.append(config.max_batch_size)
+    complete_sequence_batching(config)
     config.model_transaction_policy.SetInParent()
 
 

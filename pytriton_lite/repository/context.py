@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Coroutine, List, Optional,
 
 from pytriton_lite.core.dataplane import InProcessDataPlane
 from pytriton_lite.exceptions import PyTritonInvalidOperationError
+from pytriton_lite.pb_utils._metrics import CustomMetrics
 from pytriton_lite.repository.backend import LoadContext
 from pytriton_lite.types import InferenceRequest, InferenceResponse
 
@@ -32,6 +33,8 @@ class DataPlaneContext:
     def __init__(self, dataplane: InProcessDataPlane, loop: asyncio.AbstractEventLoop) -> None:
         self._dataplane = dataplane
         self._loop = loop
+        # the server's pb_utils.MetricFamily registry: python models find it through their BLS context
+        self.custom_metrics = CustomMetrics()
 
     def _on_serving_loop(self) -> bool:
         try:

@@ -31,7 +31,7 @@ import pathlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar
 
 from pytriton_lite.core.api import MODEL_CONTROL_DISABLED
 from pytriton_lite.core.dataplane import InProcessDataPlane
@@ -43,8 +43,8 @@ from pytriton_lite.exceptions import (
     PyTritonValidationError,
     UnavailableError,
 )
-from pytriton_lite.repository import loader, scanner
-from pytriton_lite.repository.backend import LoadedModel, ModelLoadError
+from pytriton_lite.repository import loader, override, scanner
+from pytriton_lite.repository.backend import LoadedModel, ModelLoadError, ModelSource
 from pytriton_lite.repository.config import ensemble_steps, warn_ignored
 from pytriton_lite.repository.context import DataPlaneContext
 from pytriton_lite.types import ModelState
@@ -97,7 +97,12 @@ class ModelRepository:
         load_models = list(load_models)
         if "*" in load_models and len(load_models) > 1:
             raise PyTritonValidationError("Wildcard model name '*' must be the ONLY --load-model argument")
-        self.root = pathlib.Path(root)
+        # one repository or several (tritonserver's repeatable --model-repository); a model name must be unique
+        roots = [root] if isinstance(root, (str, pathlib.Path)) else list(root)
+        if not roots:
+            raise PyTritonValidationError("no model repository given")
+        self.roots = [pathlib.Path(r) for r in roots]
+        self.root = self.roots[0]
         self.mode = mode
         self.load_models = load_models
         self.poll_secs = float(poll_secs)
@@ -106,6 +111,7 @@ class ModelRepository:
         self._dataplane = dataplane
         self._loop = dataplane.loop
         self._context = DataPlaneContext(dataplane, dataplane.loop)
+        dataplane.custom_metrics = self._context.custom_metrics.snapshot
         self._executor = ThreadPoolExecutor(max(1, int(load_threads)), thread_name_prefix="pytriton_lite-load")
         self._served: Dict[str, _Served] = {}
         self._seen: Dict[str, Any] = {}  # name -> fingerprint of its last load attempt (what polling compares)
@@ -113,23 +119,38 @@ class ModelRepository:
         self._waits: Dict[str, str] = {}  # ensemble -> the step model it waits for (cycle detection)
         self._background: Set[asyncio.Future[Any]] = set()
         self._operation: Optional[asyncio.Lock] = None
+        # loads with file: overrides: the temporary folder a load reads (``_loading``) and the one that serves
+        self._loading: Dict[str, Optional[ModelSource]] = {}
+        self._overrides: Dict[str, ModelSource] = {}
         self._poll_task: Optional[asyncio.Future[None]] = None
         self.failures: Dict[str, str] = {}
 
     # --- core.api.ModelControl --------------------------------------------------------------------------
 
     def repository_names(self) -> Sequence[str]:
-        return scanner.model_names(self.root)
+        return scanner.all_model_names(self.roots)
 
-    async def load(self, name: str, config_json: str = "") -> None:
+    async def load(self, name: str, config_json: str = "", files: Optional[Mapping[str, bytes]] = None) -> None:
         if self.mode != "explicit":
             raise UnavailableError(MODEL_CONTROL_DISABLED)
-        if not self._in_repository(name):
+        if files and not config_json:
+            raise InvalidArgumentError(override.files_need_config(name))
+        if not (_valid_name(name) if files else self._in_repository(name)):
             raise ModelNotFoundError(not_in_repository(name))
         async with self._lock():
-            errors = await self._load_all([name], {name: config_json}, force=True)
-        if name in errors:
-            raise InvalidArgumentError(errors[name])
+            source = await self._run(override.materialize, name, files) if files else None
+            self._loading[name] = source
+            try:
+                errors = await self._load_all([name], {name: config_json}, force=True)
+            finally:
+                self._loading.pop(name, None)
+            if name in errors:
+                if source is not None:
+                    override.remove(source)  # the previous load (if any) keeps serving from its own folder
+                raise InvalidArgumentError(errors[name])
+            self._drop_override(name)
+            if source is not None:
+                self._overrides[name] = source
 
     async def unload(self, name: str, unload_dependents: bool = False) -> None:
         if self.mode != "explicit":
@@ -137,13 +158,15 @@ class ModelRepository:
         async with self._lock():
             for target in self._unload_targets(name, unload_dependents):
                 self._unload(target)
+                self._drop_override(target)
 
     # --- lifecycle (Triton, the CLI) -----------------------------------------------------------------------
 
     async def start(self) -> Dict[str, str]:
         """Load what the mode loads at start; ``{model: reason}`` for every model that failed."""
-        if not self.root.is_dir():
-            raise PyTritonError(f"failed to stat file {self.root}: the model repository is not a directory")
+        for root in self.roots:
+            if not root.is_dir():
+                raise PyTritonError(f"failed to stat file {root}: the model repository is not a directory")
         if self.mode == "explicit":
             names = self.repository_names() if self.load_models == ["*"] else self.load_models
         else:
@@ -170,12 +193,14 @@ class ModelRepository:
         for name, model in served.items():
             for version in model.versions.values():
                 await self._run(loader.finalize, version.loaded, name)
+        for name in list(self._overrides):
+            self._drop_override(name, at_once=True)
         self._executor.shutdown(wait=False)
 
     async def poll_once(self) -> None:
         """One poll of the repository: load new and changed models, unload removed ones."""
         async with self._lock():
-            prints = await self._run(_fingerprints, self.root)
+            prints = await self._run(_fingerprints, self.roots)
             for name in [n for n in self._served if n not in prints]:
                 LOGGER.info("model '%s' was removed from the repository: unloading it", name)
                 self._unload(name)
@@ -191,9 +216,35 @@ class ModelRepository:
 
     def _in_repository(self, name: str) -> bool:
         """A model folder of the repository (never a path outside it, nor a hidden folder)."""
-        if not name or name.startswith(".") or "/" in name or "\\" in name:
-            return False
-        return (self.root / name).is_dir()
+        return _valid_name(name) and bool(scanner.holders(self.roots, name))
+
+    def _drop_override(self, name: str, at_once: bool = False) -> None:
+        """Forget the temporary folder a model served from; delete it once the unloads now running end."""
+        source = self._overrides.pop(name, None)
+        if source is None:
+            return
+        if at_once or not self._background:
+            override.remove(source)
+            return
+        pending = list(self._background)
+
+        async def later() -> None:
+            await asyncio.wait(pending)
+            override.remove(source)
+
+        task = asyncio.ensure_future(later())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _source(self, name: str) -> Tuple[Any, str]:
+        """The model's folder (in the repository that has it, or a load's file: overrides) and "" or, when
+        two repositories have it, Triton's reason."""
+        loading = self._loading.get(name)
+        if loading is not None:
+            return loading, ""
+        found = scanner.holders(self.roots, name)
+        root = found[0] if found else self.root
+        return scanner.model_source(root, name), scanner.not_unique(name) if len(found) > 1 else ""
 
     def _lock(self) -> asyncio.Lock:
         if self._operation is None:  # created on the serving loop (Python 3.9 binds a lock to a loop)
@@ -209,7 +260,7 @@ class ModelRepository:
             try:
                 await self.poll_once()
             except Exception:
-                LOGGER.exception("polling the model repository %s failed", self.root)
+                LOGGER.exception("polling the model repositories %s failed", ", ".join(map(str, self.roots)))
 
     async def _load_all(self, names: List[str], overrides: Dict[str, str], force: bool) -> Dict[str, str]:
         self._inflight = {}
@@ -233,16 +284,18 @@ class ModelRepository:
         return error
 
     async def _load_model(self, name: str, override: str, force: bool, stack: Tuple[str, ...]) -> Optional[str]:
-        source = scanner.model_source(self.root, name)
-        self._seen[name] = await self._run(scanner.fingerprint, source)
-        if not self._in_repository(name):
+        source, duplicate = self._source(name)
+        self._seen[name] = await self._run(_fingerprint, self.roots, name)
+        if self._loading.get(name) is None and not self._in_repository(name):
             self._failed(name, not_in_repository(name), source)
             return not_in_repository(name)
+        if duplicate:
+            return self._failed(name, duplicate, source)
         try:
             prepared = await self._run(loader.prepare, source, override, self.gpus)
         except Exception as exc:  # noqa: BLE001 - a failing model never stops the others
             return self._failed(name, _reason(exc, name), source)
-        self._seen[name] = prepared.fingerprint
+        self._seen[name] = (prepared.fingerprint,)
         warn_ignored(name, prepared.ignored)
         if prepared.config.response_cache.enable and self._dataplane.cache is None:
             LOGGER.warning("model '%s' enables response_cache but the server has no cache: not cached", name)
@@ -350,12 +403,15 @@ class ModelRepository:
             await self._run(loader.finalize, loaded, name)
             raise
         try:
+            if loaded.initializers:
+                await self._run(loader.initialize, loaded, entry.batcher.instances)
             if model.config.model_warmup:
                 await self._run(loader.warm_up, model, entry.batcher.instances)
         except BaseException:
             dataplane.discard(entry)
             await self._run(loader.finalize, loaded, name)
             raise
+        model.load_duration_s = max(time.monotonic() - started, 1e-6)
         if fresh:
             dataplane.set_state(name, version, ModelState.READY)
             dataplane.clear_unavailable(name, version)
@@ -369,7 +425,7 @@ class ModelRepository:
             version,
             prepared.backend_name,
             model.instance_count,
-            time.monotonic() - started,
+            model.load_duration_s,
         )
         return _Version(entry, loaded, files)
 
@@ -422,6 +478,11 @@ class ModelRepository:
         LOGGER.info("successfully unloaded '%s' version %d", name, version)
 
 
+def _valid_name(name: str) -> bool:
+    """A name that can be a model folder: not empty, not hidden, no path separator."""
+    return bool(name) and not name.startswith(".") and "/" not in name and "\\" not in name
+
+
 def _unchanged(current: _Version, prepared: loader.Prepared, files: Any) -> bool:
     return current.fingerprint == files and current.entry.model.served == prepared.config
 
@@ -434,8 +495,13 @@ def _reason(exc: BaseException, name: str) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _fingerprints(root: pathlib.Path) -> Dict[str, Any]:
-    return {name: scanner.fingerprint(scanner.model_source(root, name)) for name in scanner.model_names(root)}
+def _fingerprint(roots: Sequence[pathlib.Path], name: str) -> Any:
+    """What polling compares for ``name``: the fingerprint of its folder in each repository that has it."""
+    return tuple(scanner.fingerprint(scanner.model_source(root, name)) for root in scanner.holders(roots, name))
+
+
+def _fingerprints(roots: Sequence[pathlib.Path]) -> Dict[str, Any]:
+    return {name: _fingerprint(roots, name) for name in scanner.all_model_names(roots)}
 
 
 __all__ = ["DEFAULT_LOAD_THREADS", "DEFAULT_POLL_SECS", "MODES", "ModelRepository", "UNLOADED", "not_in_repository"]

@@ -10,6 +10,7 @@ a failing warm-up fails the load.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pathlib
@@ -242,15 +243,7 @@ def reshaping(func: Callable[..., Any], config: ModelConfigProto) -> Callable[..
         return value
 
     def wrapped(requests: List[Request]) -> Any:
-        reshaped = [
-            Request(
-                data=apply(r.data, inputs),
-                parameters=r.parameters,
-                span=r.span,
-                requested_output_names=r.requested_output_names,
-            )
-            for r in requests
-        ]
+        reshaped = [dataclasses.replace(r, data=apply(r.data, inputs)) for r in requests]
         return results(func(reshaped))
 
     for attribute in ("__name__", "__qualname__", "__doc__"):
@@ -298,6 +291,23 @@ def load_version(prepared: Prepared, version: int, context: LoadContext) -> Tupl
         raise
 
 
+def initialize(loaded: LoadedModel, instances: Sequence[Any], timeout: float = 3600.0) -> None:
+    """Run the backend's initializers, each on its own instance's thread, all instances at once (as Triton's
+    stub processes start side by side); the first failure (in instance order) fails the load."""
+    futures = [instance.execute(init) for instance, init in zip(instances, loaded.initializers)]
+    failures: List[BaseException] = []
+    for future in futures:
+        try:
+            future.result(timeout)
+        except Exception as exc:  # noqa: BLE001 - every instance is waited for; the first failure is raised
+            failures.append(exc)
+    if failures:
+        first = failures[0]
+        if isinstance(first, ModelLoadError):
+            raise first
+        raise ModelLoadError(f"{type(first).__name__}: {first}") from first
+
+
 def warm_up(model: Model, instances: Sequence[Any], timeout: float = 600.0) -> int:
     """Run ``model_warmup`` on every instance (on its own thread). A failure fails the load (Triton)."""
     calls = 0
@@ -342,6 +352,7 @@ __all__ = [
     "build_model",
     "finalize",
     "gpu_count",
+    "initialize",
     "load_backend",
     "load_version",
     "placements",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from pytriton_lite.core.registry import selected_versions
 from pytriton_lite.repository.backend import ModelSource
@@ -40,6 +40,21 @@ def model_names(repository: pathlib.Path) -> List[str]:
 
 def model_source(repository: pathlib.Path, name: str) -> ModelSource:
     return ModelSource(name=name, repository=repository, directory=repository / name)
+
+
+def not_unique(name: str) -> str:
+    """Triton's reason for a model folder found in more than one ``--model-repository``."""
+    return f"failed to poll model '{name}': not unique across all model repositories"
+
+
+def holders(repositories: Sequence[pathlib.Path], name: str) -> List[pathlib.Path]:
+    """The repositories that have a model folder ``name`` (more than one: the name is not unique)."""
+    return [root for root in repositories if (root / name).is_dir()]
+
+
+def all_model_names(repositories: Sequence[pathlib.Path]) -> List[str]:
+    """The models of every repository, sorted, each name once."""
+    return sorted({name for root in repositories for name in model_names(root)})
 
 
 def version_numbers(source: ModelSource, log: bool = True) -> List[int]:
@@ -117,7 +132,10 @@ def fingerprint(source: ModelSource) -> Tuple[Fingerprint, Dict[int, Fingerprint
 __all__ = [
     "MAX_FILES_PER_VERSION",
     "fingerprint",
+    "all_model_names",
+    "holders",
     "model_names",
+    "not_unique",
     "model_source",
     "served_versions",
     "version_fingerprint",

@@ -18,7 +18,9 @@ import sys
 import pytest
 
 DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs"
-PAGES = ["quickstart.md", "binding.md", "grpc.md", "protocol.md", "testing.md"]
+PAGES = ["quickstart.md", "binding.md", "grpc.md", "protocol.md", "testing.md", "operations.md", "limits.md"]
+PAGES += ["trace_logging.md"]
+PAGES += ["security.md"]
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 

@@ -42,6 +42,7 @@ class ServerClientExample(NamedTuple):
 SERVER_CLIENT_EXAMPLES = [
     ServerClientExample("add_sub_python"),
     ServerClientExample("add_sub_python_with_optional"),
+    ServerClientExample("docker"),  # its server.py, as the image runs it (the Dockerfile: tests/deploy)
     ServerClientExample("identity_python"),
     ServerClientExample("linear_random_pytorch", requires="torch"),
     ServerClientExample("multi_instance"),

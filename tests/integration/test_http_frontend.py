@@ -248,7 +248,7 @@ def test_routing_errors(raw):
     assert raw.get("/v2/nothing-here").json() == {"error": "Not Found"}
     assert raw.get("/v2/nothing-here").status_code == 404
     assert raw.get("/v2/models/simple/versions/abc").status_code == 404  # versions are digits only
-    assert raw.get("/v2/models/simple/trace/setting").status_code == 404
+    assert raw.get("/v2/models/simple/versions/1/trace/setting").status_code == 404  # as Triton: no version
     for method, path in (
         ("POST", "/v2/health/live"),
         ("GET", "/v2/models/simple/infer"),

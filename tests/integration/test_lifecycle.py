@@ -26,7 +26,7 @@ from pytriton_lite.exceptions import (
 )
 from pytriton_lite.model_config import ModelConfig, ModelWarmup, Tensor, WarmupInput
 from pytriton_lite.testing import find_free_port, is_accepting, loopback_config, model_statistics, wait_until
-from pytriton_lite.triton import Triton, TritonConfig
+from pytriton_lite.triton import Triton, TritonConfig, TritonSecurityConfig
 
 IN = [Tensor(name="x", shape=(-1,), dtype=np.float32)]
 OUT = [Tensor(name="y", shape=(-1,), dtype=np.float32)]
@@ -298,7 +298,8 @@ def test_response_cache_answers_identical_requests_without_the_callable():
         for _ in range(10):
             assert infer(client, model="c", value=3.0).as_numpy("y")[0, 0] == 6.0
         assert infer(client, model="c", value=4.0).as_numpy("y")[0, 0] == 8.0
-        stats = client.get_inference_statistics("c")["model_stats"][0]["inference_stats"]
+        token = {"triton-access-token": triton.get_access_token() or ""}  # statistics are protected by default
+        stats = client.get_inference_statistics("c", headers=token)["model_stats"][0]["inference_stats"]
         client.close()
     assert len(calls) == 2
     assert stats["cache_hit"]["count"] == 9 and stats["cache_miss"]["count"] == 2
@@ -411,3 +412,71 @@ def test_is_alive_polled_while_another_thread_binds():
         thread.join(60)
         assert errors == [] and polls > 0
         assert triton.is_alive()
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_run_stop_bind_again_run_again_on_the_same_ports(protocol):
+    """PyTriton's notebook pattern: the same Triton is started again, with the model re-bound after stop()."""
+    from pytriton_lite.client import ModelClient
+
+    config = loopback_config(TritonConfig(http_port=find_free_port(), grpc_port=find_free_port(), allow_metrics=False))
+    triton = Triton(config=config, security_config=TritonSecurityConfig(restricted_endpoints=[]))
+    port = config.http_port if protocol == "http" else config.grpc_port
+    url = f"{protocol}://127.0.0.1:{port}"
+    x = np.ones((2, 3), np.float32)
+    try:
+        for factor in (1.0, 2.0, 3.0):  # three generations of the server
+            triton.bind("m", lambda reqs, f=factor: [{"y": r["x"] * f} for r in reqs], IN, OUT)
+            with pytest.raises(PyTritonInvalidOperationError, match="same name twice"):
+                triton.bind("m", identity, IN, OUT)
+            triton.run()
+            assert triton.is_alive() and triton.is_connected()
+            assert (triton.http_port, triton.grpc_port) == (config.http_port, config.grpc_port)
+            with ModelClient(url, "m", init_timeout_s=10) as client:
+                assert client.infer_batch(x)["y"].tolist() == (x * factor).tolist()
+            assert triton.stop() is True
+            assert not triton.is_alive() and not triton.is_connected() and triton.stop() is False
+            assert not is_port_open(port)
+        # the next start serves what was bound since the last stop(), and only that
+        triton.bind("late", identity, IN, OUT)
+        triton.run()
+        with ModelClient(url, "late", init_timeout_s=10) as client:
+            assert client.infer_batch(x)["y"].tolist() == x.tolist()
+        with ModelClient(url, "m", init_timeout_s=0.5) as client:
+            with pytest.raises(Exception, match="does not know model 'm'"):
+                client.infer_batch(x)  # the models of the earlier runs went with their server
+    finally:
+        triton.stop()
+
+
+def test_stop_before_serve_still_wins_the_race_and_serve_after_a_full_stop_serves():
+    triton = Triton(config=loopback_config(TritonConfig(allow_grpc=False, allow_metrics=False)))
+    triton.bind("m", identity, IN, OUT)
+    assert triton.stop() is False
+    triton.serve(monitoring_period_s=0.05)  # returns at once: stop() came first
+    assert not triton.is_alive()
+    triton.run()  # an explicit start after that stop() starts
+    try:
+        client = http_client(triton)
+        assert infer(client).as_numpy("y").tolist() == [[1.0, 1.0, 1.0]]
+        client.close()
+    finally:
+        assert triton.stop() is True
+    triton.bind("m", identity, IN, OUT)
+    server = threading.Thread(target=triton.serve, kwargs={"monitoring_period_s": 0.05})
+    server.start()
+    try:
+        wait_until(triton.is_alive, timeout=10)
+        client = http_client(triton)
+        assert infer(client, value=4.0).as_numpy("y")[0, 0] == 4.0
+        client.close()
+    finally:
+        triton.stop()
+        server.join(15)
+    assert not server.is_alive()
+
+
+def is_port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0

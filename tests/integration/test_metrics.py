@@ -361,3 +361,43 @@ def test_scrapes_on_a_kept_alive_connection_and_a_prompt_stop():
         return elapsed
 
     assert asyncio.run(asyncio.wait_for(main(), 60)) < 2.0
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/stat").exists(), reason="CPU metrics read /proc (Linux)")
+def test_cpu_families_as_triton_and_allow_cpu_metrics_false_removes_them(triton_server):
+    triton = triton_server()
+    bind_double(triton)
+    values = scrape(triton)
+    assert 0.0 <= values["nv_cpu_utilization"] <= 1.0
+    assert values["nv_cpu_memory_total_bytes"] > values["nv_cpu_memory_used_bytes"] > 0
+    closed = triton_server(config=TritonConfig(allow_cpu_metrics=False))
+    bind_double(closed)
+    assert not any(key.startswith("nv_cpu_") for key in scrape(closed))
+
+
+def test_summary_latencies_as_triton_when_metrics_config_asks(triton_server):
+    triton = triton_server(config=TritonConfig(metrics_config=["summary_latencies=true", "counter_latencies=false"]))
+    bind_double(triton)
+    client = http_client(triton)
+    for _ in range(4):
+        send(client, 2)
+    values = scrape(triton)
+    for phase in ("request", "queue", "compute_input", "compute_infer", "compute_output"):
+        name = f"nv_inference_{phase}_summary_us"
+        assert metric(values, name + "_count") == 4
+        assert metric(values, name + "_sum") >= 0
+        for quantile in ("0.5", "0.9", "0.95", "0.99"):
+            assert metric(values, name, quantile=quantile) >= 0
+    assert metric(values, "nv_inference_request_summary_us", quantile="0.5") > 0
+    assert not any(key.startswith("nv_inference_request_duration_us") for key in values)  # counters off
+    plain = triton_server()
+    bind_double(plain)
+    assert not any("_summary_us" in key for key in scrape(plain))  # off by default, as in Triton
+
+
+def test_a_bad_metrics_config_entry_fails_at_construction():
+    from pytriton_lite.exceptions import PyTritonValidationError
+    from pytriton_lite.triton import Triton
+
+    with pytest.raises(PyTritonValidationError, match="summary_latency=true"):
+        Triton(config=TritonConfig(metrics_config=["summary_latency=true"]))

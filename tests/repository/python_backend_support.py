@@ -119,6 +119,18 @@ def call(func: Callable[..., Any], requests: List[Request]) -> Any:
     return out
 
 
+def initialized(loaded: Any) -> Any:
+    """Run a ``LoadedModel``'s initializers here, as the server runs them on each instance's thread (a failure
+    finalizes what was made and raises, as a failed load does); the ``LoadedModel``."""
+    try:
+        for init in loaded.initializers:
+            call(lambda _, init=init: init(), [])
+    except BaseException:
+        loaded.finalize()
+        raise
+    return loaded
+
+
 def load(root: pathlib.Path, name: str, config: str = 'backend: "python"', count: int = 1, context: Any = None):
-    """``BACKEND.load`` of ``root/name`` version 1: the ``LoadedModel``."""
-    return BACKEND.load(source(root, name, config), placements(name, count), context or FakeContext())
+    """``BACKEND.load`` of ``root/name`` version 1, initialized: the ``LoadedModel``."""
+    return initialized(BACKEND.load(source(root, name, config), placements(name, count), context or FakeContext()))

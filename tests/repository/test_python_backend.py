@@ -10,7 +10,17 @@ import sys
 
 import numpy as np
 import pytest
-from python_backend_support import FakeContext, call, load, parse_config, placements, request, source, write_model
+from python_backend_support import (
+    FakeContext,
+    call,
+    initialized,
+    load,
+    parse_config,
+    placements,
+    request,
+    source,
+    write_model,
+)
 
 from pytriton_lite.repository.backend import InstancePlacement, ModelLoadError, ModelSource
 from pytriton_lite.repository.backends import backend_for
@@ -90,7 +100,7 @@ def test_initialize_gets_every_key_as_strings(tmp_path):
 def test_gpu_placement_args(tmp_path):
     write_model(tmp_path, "ident", IDENTITY)
     placement = InstancePlacement("ident_0", "KIND_GPU", 1, 0)
-    loaded = BACKEND.load(source(tmp_path, "ident", CONFIG), [placement], FakeContext())
+    loaded = initialized(BACKEND.load(source(tmp_path, "ident", CONFIG), [placement], FakeContext()))
     args = _instance(loaded).model.args
     assert (args["model_instance_kind"], args["model_instance_device_id"]) == ("GPU", "1")
     loaded.finalize()

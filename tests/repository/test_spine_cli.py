@@ -74,7 +74,8 @@ def test_exit_on_error_exits_1_with_tritonserver_message(tmp_path, monkeypatch, 
     status = main(["serve", f"--model-repository={tmp_path}", *PORTS, *LOOPBACK])
     assert status == 1
     assert capsys.readouterr().err.splitlines()[-1] == "error: creating server: Internal - failed to load all models"
-    assert main(["serve", f"--model-repository={tmp_path}", f"--model-repository={tmp_path}"]) == 1
+    # the same repository twice: every name is in two repositories (not unique), so the start fails
+    assert main(["serve", f"--model-repository={tmp_path}", f"--model-repository={tmp_path}", *PORTS, *LOOPBACK]) == 1
     assert main(["serve", f"--model-repository={tmp_path / 'nope'}", *PORTS, *LOOPBACK]) == 1
     assert "failed to stat file" in capsys.readouterr().err
 
@@ -213,3 +214,53 @@ def test_console_script_is_installed():
         pytest.skip("pytriton-lite is not installed in this environment (pip install -e .)")
     out = subprocess.run([script, "serve", "--help"], capture_output=True, text=True, timeout=60, check=True)
     assert "--model-repository" in out.stdout and "--model-control-mode" in out.stdout
+
+
+def test_serve_takes_several_repositories_and_restricts_no_api(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    identity_repository(first, "one")
+    identity_repository(second, "two")
+    command = [sys.executable, "-c", BOOT, "serve", f"--model-repository={first}", f"--model-repository={second}"]
+    server = _Server([*command, *PORTS, *LOOPBACK], _env())
+    try:
+        http = int(server.wait_for(r"Started HTTPService at 127\.0\.0\.1:(\d+)").group(1))
+        request = urllib.request.Request(f"http://127.0.0.1:{http}/v2/repository/index", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            rows = json.loads(response.read())
+        assert {(row["name"], row["state"]) for row in rows} == {("one", "READY"), ("two", "READY")}
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/v2", timeout=10) as response:
+            assert "model_repository" in json.loads(response.read())["extensions"]
+        # tritonserver restricts no API by default: statistics answer without a token
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/models/stats", timeout=10) as response:
+            assert {s["name"] for s in json.loads(response.read())["model_stats"]} == {"one", "two"}
+    finally:
+        status = server.stop()
+    assert status == 0
+
+
+def test_serve_takes_the_input_size_and_metrics_flags(tmp_path):
+    identity_repository(tmp_path, "identity")
+    flags = ["--http-max-input-size=2000", "--metrics-config=summary_latencies=true", "--allow-cpu-metrics=false"]
+    server = _Server([sys.executable, "-c", BOOT, "serve", f"--model-repository={tmp_path}", *flags, *PORTS,
+                      *LOOPBACK], _env())  # fmt: skip
+    try:
+        http = int(server.wait_for(r"Started HTTPService at 127\.0\.0\.1:(\d+)").group(1))
+        metrics = int(server.wait_for(r"Started Metrics Service at 127\.0\.0\.1:(\d+)").group(1))
+        server.wait_for(r"pytriton_lite ready in")
+        small = json.dumps({"inputs": [{"name": "IN", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]})
+        request = urllib.request.Request(f"http://127.0.0.1:{http}/v2/models/identity/infer", data=small.encode())
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        big = json.dumps({"inputs": [{"name": "IN", "shape": [1, 600], "datatype": "FP32", "data": [1.5] * 600}]})
+        request = urllib.request.Request(f"http://127.0.0.1:{http}/v2/models/identity/infer", data=big.encode())
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 413
+        refused.value.close()
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        assert 'nv_inference_request_summary_us_count{model="identity",version="1"} 1' in text
+        assert "nv_cpu_utilization" not in text
+    finally:
+        status = server.stop()
+    assert status == 0

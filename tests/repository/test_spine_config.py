@@ -161,7 +161,10 @@ def test_with_neither_the_backend_comes_from_the_files(tmp_path, filename, backe
             "dynamic_batching { priority_levels: 1 priority_queue_policy { key: 2 value: {} } }",
             "priority queue policy must have priority level in range",
         ),
-        ("sequence_batching { }", "sequence batching (stateful models) is not supported"),
+        (
+            'sequence_batching { state [{ input_name: "S_IN" output_name: "S_OUT" }] }',
+            "implicit state ('sequence_batching.state') is not supported",
+        ),
         ("batch_input [{ kind: BATCH_ELEMENT_COUNT }]", "'batch_input' (ragged batching inputs) is not supported"),
     ],
 )

@@ -112,7 +112,10 @@ def test_load_errors_have_triton_texts_and_client_statuses(tmp_path):
             "load failed for model 'bad_init': version 1 is at UNAVAILABLE state: KeyError: 'scale'"
         )
         status, body = _post(triton, "/v2/repository/models/a/load", b'{"parameters": {"file:1/model.py": "eA=="}}')
-        assert status == 501
+        assert (status, json.loads(body)) == (
+            400,
+            {"error": "failed to load 'a': a load with 'file:' parameters must also carry the model's 'config'"},
+        )
         status, body = _post(triton, "/v2/repository/models/a/unload", b'{"parameters": {"unload_dependents": 1}}')
         assert status == 400
         _, grpc = _clients(triton)

@@ -113,3 +113,78 @@ def test_forward_patterns_match_case_insensitively_and_take_tritons_case_sensiti
     assert strict is not None and strict.search("X-My-header") and not strict.search("x-my-header")
     with pytest.raises(PyTritonError, match=r"Invalid header forward pattern '\[oops'"):
         compile_forward_pattern("[oops")
+
+
+# --- API keys and constant-time comparison ------------------------------------------------------------------
+
+
+def test_same_secret():
+    assert access.same_secret("s3cret", "s3cret")
+    assert not access.same_secret("s3cre", "s3cret") and not access.same_secret(None, "s3cret")
+    assert not access.same_secret("", "s3cret")
+
+
+def test_api_key_verdicts():
+    keys = access.ApiKeys(["k1", "k2"], header="X-Key")
+    assert keys.header == "x-key" and keys.guards("inference") and not keys.guards("health")
+    assert keys.guards("metadata") and not keys.guards("metrics")
+    ok, missing, wrong = access.KeyVerdict.OK, access.KeyVerdict.MISSING, access.KeyVerdict.WRONG
+    assert keys.verdict([]) is missing
+    assert keys.verdict([("authorization", "Basic Zm9v")]) is missing  # not a bearer credential
+    assert keys.verdict([("authorization", "Bearer ")]) is missing
+    assert keys.verdict([("x-api-key", "k1")]) is missing  # not this server's header
+    assert keys.verdict([("authorization", "Bearer k1")]) is ok
+    assert keys.verdict([("authorization", "BEARER   k2 ")]) is ok
+    assert keys.verdict([("x-key", "k2")]) is ok
+    assert keys.verdict([("x-key", "k3")]) is wrong
+    assert keys.verdict([("x-key", "k3"), ("authorization", "Bearer k1")]) is ok
+    assert "k1" not in repr(keys) and "2 key(s)" in repr(keys)
+    with pytest.raises(AttributeError):
+        keys.header = "other"  # type: ignore[misc]
+
+
+def test_api_key_groups_may_name_health_and_metrics_only_besides_triton_groups():
+    assert access.ApiKeys(["k"], groups=["health", "metrics"]).groups == {"health", "metrics"}
+    assert access.ApiKeys(["k"], groups="inference").groups == {"inference"}
+    assert set(access.DEFAULT_API_KEY_GROUPS) == config.VALID_TRITON_ENDPOINTS - {"health"}
+    with pytest.raises(PyTritonError, match="Invalid api_key_groups: bogus"):
+        access.ApiKeys(["k"], groups=["bogus"])
+    with pytest.raises(PyTritonError, match="at least one key"):
+        access.ApiKeys([])
+
+
+def test_check_api_key_raises_401_with_www_authenticate_or_403():
+    keys = access.ApiKeys(["k"])
+    with pytest.raises(access.ApiKeyMissing) as missing:
+        access.check_api_key(keys, [])
+    assert missing.value.http_status == 401 and missing.value.grpc_code == "UNAUTHENTICATED"
+    assert missing.value.headers == (("www-authenticate", access.WWW_AUTHENTICATE),)
+    with pytest.raises(access.ApiKeyWrong) as wrong:
+        access.check_api_key(keys, [("authorization", "Bearer nope")])
+    assert (wrong.value.http_status, wrong.value.grpc_code, str(wrong.value)) == (
+        403,
+        "PERMISSION_DENIED",
+        "Invalid API key",
+    )
+    access.check_api_key(keys, [("authorization", "Bearer k")])
+
+
+def test_grpc_gate_checks_the_key_then_the_restricted_rule():
+    policy = access.parse_grpc_restricted_protocol("statistics:tok=t")
+    keys = access.ApiKeys(["k"], groups=["statistics", "inference"])
+    assert access.GrpcGate.of(policy, "health", keys) is None  # nothing to check there
+    gate = access.GrpcGate.of(policy, "statistics", keys)
+    assert gate is not None
+    assert gate.refusal([])[:2] == ("UNAUTHENTICATED", keys.missing_message())
+    assert gate.refusal([("x-api-key", "k")])[0] == "UNAVAILABLE"
+    assert gate.refusal([("x-api-key", "k"), ("triton-grpc-protocol-tok", "t")]) is None
+    assert gate.refusal([("x-api-key", b"k"), ("triton-grpc-protocol-tok", "t")])[0] == "UNAUTHENTICATED"  # -bin
+
+
+def test_read_api_keys_from_every_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_ACCESS_KEYS", "e1,e2 e3\ne1")
+    path = tmp_path / "keys"
+    path.write_text("# comment\nf1\n\n f2 \n")
+    assert access.read_api_keys(["a"], "TEST_ACCESS_KEYS", path) == ("a", "e1", "e2", "e3", "f1", "f2")
+    assert access.read_api_keys("single") == ("single",)
+    assert access.read_api_keys() == ()

@@ -8,6 +8,8 @@ from pytriton_lite.client import DecoupledModelClient, ModelClient
 from pytriton_lite.client.auth import (
     TRITON_ACCESS_HEADER,
     AuthPlugin,
+    auth_headers,
+    create_api_key_headers,
     create_auth_headers,
     extract_access_token_from_headers,
 )
@@ -79,5 +81,40 @@ def test_from_existing_client_keeps_the_access_token():
     with ModelClient("grpc://127.0.0.1:1", "m", access_token="s3cret") as first:
         with ModelClient.from_existing_client(first) as second:
             assert second._access_token == "s3cret"
-        with DecoupledModelClient.from_existing_client(first) as decoupled:  # takes no token: none is passed
-            assert decoupled._access_token is None
+        with DecoupledModelClient.from_existing_client(first) as decoupled:  # every client takes the token now
+            assert decoupled._access_token == "s3cret"
+
+
+def test_from_existing_client_keeps_the_api_key():
+    with ModelClient("grpc://127.0.0.1:1", "m", api_key="k3y") as first:
+        with DecoupledModelClient.from_existing_client(first) as second:
+            assert (second._api_key, second._access_token) == ("k3y", None)
+
+
+def test_api_key_headers_for_both_protocols():
+    assert create_api_key_headers("k3y") == {"Authorization": "Bearer k3y"}
+    assert create_api_key_headers("k3y", "grpc") == {"authorization": "Bearer k3y"}  # gRPC keys are lower-case
+    assert auth_headers("tok", "k3y", "grpc") == {GRPC_HEADER: "tok", "authorization": "Bearer k3y"}
+    assert auth_headers(None, None, "http") == {}
+    for bad in (None, "", "two words", "caf\u00e9"):
+        with pytest.raises(ValueError, match="api_key"):
+            create_api_key_headers(bad)
+    with pytest.raises(ValueError, match="Invalid protocol"):
+        create_api_key_headers("k3y", "ftp")
+
+
+def test_auth_plugin_with_an_api_key_only():
+    class Request:
+        headers: dict = {}
+
+    request = Request()
+    AuthPlugin(None, "http", api_key="k3y")(request)
+    assert request.headers == {"Authorization": "Bearer k3y"}
+    with pytest.raises(ValueError):
+        AuthPlugin(None, "http")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "grpc://127.0.0.1:1"])
+def test_model_client_refuses_an_empty_api_key_before_connecting(url):
+    with pytest.raises(ValueError, match="api_key cannot be None or empty"):
+        ModelClient(url, "m", lazy_init=False, init_timeout_s=60, api_key="")

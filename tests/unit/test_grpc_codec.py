@@ -437,3 +437,74 @@ def test_statistics_from_core_pairs():
     assert (entry.inference_stats.success.count, entry.inference_stats.success.ns) == (2, 1200)
     assert (entry.inference_stats.queue.count, entry.inference_stats.compute_infer.count) == (2, 2)
     assert entry.batch_stats[0].batch_size == 4 and entry.batch_stats[0].compute_infer.ns == 100
+
+
+# --- issue 10: bounded echoes, shapes numpy cannot hold, tolerant deserialisers -------------------------
+
+
+def test_echo_bounds_strings_and_lists():
+    from pytriton_lite._echo import MAX_ECHO_CHARS, check_utf8, echo, echo_names
+
+    assert echo("short") == "short"
+    long = echo("x" * 10_000)
+    assert long.startswith("x" * MAX_ECHO_CHARS) and long.endswith("... (9800 more characters)")
+    assert echo("bad\ud800") == "bad\\ud800"  # a lone surrogate is shown escaped: the message stays encodable
+    echo("bad\ud800").encode("utf-8")
+    assert echo_names(["a", "b"]) == "['a','b']"
+    assert echo_names(str(i) for i in range(25)) == "[" + ",".join(f"'{i}'" for i in range(10)) + "] and 15 more"
+    assert check_utf8("fine é", "request id", "m") == "fine é"
+    with pytest.raises(InvalidArgumentError, match=r"^request id for model 'm' is not valid UTF-8: surrogates"):
+        check_utf8("\udfff", "request id", "m")
+
+
+@pytest.mark.parametrize(
+    "shape, match",
+    [
+        ([2**62, 2**62, 0], "too large for an empty tensor"),
+        ([2**63 - 1, 0], "too large for an empty tensor"),
+        ([2**63, 0], "dimension over the maximum"),
+        ([1] * 65, "65 dimensions"),
+    ],
+)
+def test_hostile_shapes_are_client_errors_in_decode(shape, match):
+    message = service_pb2.ModelInferRequest(model_name="m")
+    message.inputs.add(name="A", datatype="FP32", shape=[min(d, 2**63 - 1) for d in shape])
+    message.raw_input_contents.append(b"")
+    if max(shape) >= 2**63:  # not representable in the protobuf: the shared check directly
+        from pytriton_lite.protocol.dtypes import checked_element_count
+
+        with pytest.raises(InvalidArgumentError, match=match):
+            checked_element_count(shape, "A", "m")
+        return
+    with pytest.raises(InvalidArgumentError, match=match):
+        grpc_codec.decode_infer_request(message)
+
+
+def test_empty_tensors_of_sane_shape_decode():
+    message = service_pb2.ModelInferRequest(model_name="m")
+    message.inputs.add(name="A", datatype="FP32", shape=[2**20, 0, 3])
+    message.raw_input_contents.append(b"")
+    assert grpc_codec.decode_infer_request(message).inputs["A"].shape == (2**20, 0, 3)
+
+
+def test_error_messages_echo_long_names_bounded():
+    message = service_pb2.ModelInferRequest(model_name="m" * 5000)
+    message.inputs.add(name="n" * 5000, datatype="NOPE", shape=[1])
+    message.raw_input_contents.append(b"\0")
+    with pytest.raises(InvalidArgumentError) as info:
+        grpc_codec.decode_infer_request(message)
+    assert len(str(info.value)) < 600
+
+
+def test_tolerant_deserialiser_marks_bad_bytes():
+    from pytriton_lite.frontends._grpc_guard import Malformed, tolerant
+
+    parse = tolerant(grpc_codec.parse_infer_request, "inference.ModelInferRequest")
+    message, raw = parse(service_pb2.ModelInferRequest(model_name="m").SerializeToString())
+    assert message.model_name == "m" and raw is None
+    for bad in (b"\xff\xff", b"\x0a" + b"\xff" * 70_000):
+        marked = parse(bad)
+        assert isinstance(marked, Malformed) and marked.model_name == marked.id == ""
+        assert str(marked.error()) == (
+            "malformed request: the message is not a valid inference.ModelInferRequest protobuf message"
+        )

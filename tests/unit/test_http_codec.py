@@ -14,7 +14,7 @@ from tritonclient.grpc import model_config_pb2
 
 from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
 from pytriton_lite.model_config import Tensor, to_triton_dtype
-from pytriton_lite.protocol import generate_codec
+from pytriton_lite.protocol import generate_codec, json_split
 from pytriton_lite.protocol import http_codec as codec
 from pytriton_lite.types import InferenceResponse, ModelInfo, ModelState, TensorInfo
 
@@ -206,6 +206,16 @@ def test_unsupported_and_corrupt_compression():
     _expect_error(body, "Unsupported compression type", exc=UnsupportedError, content_encoding="br")
     _expect_error(b"not gzip at all", "decompress", content_encoding="gzip")
     _expect_error(gzip.compress(body)[:-6], "decompress|truncated", content_encoding="gzip")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("trailer", [b"junk", b"second member"])
+def test_data_after_the_compressed_stream_is_refused(encoding, trailer):
+    body = _json_request([])
+    compress = gzip.compress if encoding == "gzip" else zlib.compress
+    tail = compress(trailer) if trailer == b"second member" else trailer
+    message = _expect_error(compress(body) + tail, "after the end of the", content_encoding=encoding)
+    assert f"{len(tail)} bytes of data after the end of the {encoding} stream" in message
 
 
 def test_decompression_is_capped():
@@ -696,3 +706,68 @@ def test_generate_response_sorted_scalars_and_arrays():
 def test_sse_framing():
     assert generate_codec.sse_event(b'{"a":1}') == b'data: {"a":1}\n\n'
     assert generate_codec.sse_error_event("boom") == b'data: {"error":"boom"}\n\n'
+
+
+# --- large documents in pieces (protocol.json_split) ---------------------------------------------------
+
+
+def _big_doc(data_text: bytes, extra: bytes = b"") -> bytes:
+    return b'{"id":"r","inputs":[{"name":"A","datatype":"FP64","shape":[3],"data":' + data_text + b"}]" + extra + b"}"
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [1.5] * 300_000,
+        list(range(300_000)),
+        [True, False] * 150_000,
+        [1e300, -0.0, 3, 2.5e-10] * 80_000,
+    ],
+    ids=["floats", "ints", "bools", "mixed"],
+)
+def test_split_parsing_equals_one_call(items):
+    text = _big_doc(json.dumps(items).encode(), b',"parameters":{"data":"not an array"}')
+    assert len(text) > json_split.SPLIT_BYTES
+    assert json_split.loads_split(text, codec.loads_json) == json.loads(text)
+    spaced = _big_doc(json.dumps(items, indent=1).encode())
+    assert json_split.loads_split(spaced, codec.loads_json) == json.loads(spaced)
+
+
+@pytest.mark.parametrize("broken", [b"[1,]", b"[,1]", b"[1,,2]", b"[1 2]", b"[1,x]"])
+def test_split_parsing_refuses_what_one_call_refuses(broken):
+    items = b",".join([b"1.25"] * 300_000)
+    inner = broken[1:-1]
+    for text in (_big_doc(b"[" + inner + b"," + items + b"]"), _big_doc(b"[" + items + b"," + inner + b"]")):
+        with pytest.raises(ValueError):
+            json.loads(text)
+        with pytest.raises(ValueError):
+            json_split.loads_split(text, codec.loads_json)
+
+
+def test_split_parsing_falls_back_when_a_data_key_is_not_an_input():
+    items = json.dumps([2.0] * 300_000).encode()
+    # a "data" array under parameters (invalid for the codec) and a duplicate key: parsed as one document
+    for text in (
+        b'{"parameters":{"data":' + items + b'},"inputs":[]}',
+        b'{"inputs":[{"name":"A","data":' + items + b',"data":' + items + b"}]}",
+    ):
+        assert json_split.loads_split(text, codec.loads_json) == json.loads(text)
+
+
+def test_a_large_json_body_decodes_as_before():
+    data = np.arange(400_000, dtype=np.float32)
+    body = json.dumps(
+        {"inputs": [{"name": "A", "datatype": "FP32", "shape": [1, len(data)], "data": data.tolist()}]}
+    ).encode()
+    request, _ = _decode(body, None)
+    np.testing.assert_array_equal(request.inputs["A"], data.reshape(1, -1))
+
+
+def test_large_json_outputs_are_written_as_in_one_call():
+    doc = {"model_name": "m", "outputs": [{"name": "A", "data": None}, {"name": "B", "data": None}]}
+    a, b = [float(i) / 7 for i in range(200_000)], list(range(100_000))
+    written = json_split.dumps_split(doc, [(doc["outputs"][0], a), (doc["outputs"][1], b)], codec.dumps_json)
+    assert json.loads(written) == {"model_name": "m", "outputs": [{"name": "A", "data": a}, {"name": "B", "data": b}]}
+    response = InferenceResponse(model_name="m", model_version="1", outputs={"Y": np.arange(200_000, dtype=np.int64)})
+    encoded = json.loads(codec.encode_infer_response(response).join())
+    assert encoded["outputs"][0]["data"] == list(range(200_000))

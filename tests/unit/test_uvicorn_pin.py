@@ -24,7 +24,8 @@ from pytriton_lite.frontends import _uvicorn
 PYPROJECT = pathlib.Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 # What the HTTP and metrics front ends pass to uvicorn.Config on top of the helper's own options.
-FRONT_END_OPTIONS = ("ws", "proxy_headers", "date_header", "timeout_keep_alive")
+FRONT_END_OPTIONS = ("ws", "proxy_headers", "date_header", "timeout_keep_alive", "http")
+TLS_OPTIONS = ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs", "ssl_cert_reqs")
 
 
 def _version(text: str) -> tuple:
@@ -42,7 +43,7 @@ def test_installed_uvicorn_is_within_the_verified_range():
 def test_config_takes_every_option_we_pass():
     parameters = inspect.signature(Config.__init__).parameters
     passed = {"app", "host", "port", "backlog", "timeout_graceful_shutdown", *_uvicorn._COMMON_OPTIONS}
-    assert passed | set(FRONT_END_OPTIONS) <= set(parameters)
+    assert passed | set(FRONT_END_OPTIONS) | set(TLS_OPTIONS) <= set(parameters)
 
 
 def test_config_load_and_lifespan_class():
@@ -151,3 +152,25 @@ def test_main_loop_refreshes_the_date_header_when_it_is_sent(monkeypatch):
 
     asyncio.run(main())
     assert ticks == [0, 0]  # the start-up refresh, then one a second later
+
+
+def test_httptools_protocol_internals_the_hardened_protocol_drives():
+    """``_http_protocol.HardenedHttpProtocol`` subclasses uvicorn's httptools protocol and relies on these."""
+    from uvicorn.protocols.http.flow_control import FlowControl
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+    for name in ("connection_made", "connection_lost", "data_received", "on_message_begin", "on_headers_complete",
+                 "on_body", "on_message_complete", "send_400_response", "timeout_keep_alive_handler",
+                 "_unset_keepalive_if_required", "shutdown"):  # fmt: skip
+        assert callable(getattr(HttpToolsProtocol, name)), name
+    protocol = HttpToolsProtocol(Config(_ok), ServerState(), {}, asyncio.new_event_loop())
+    for name in ("parser", "cycle", "pipeline", "flow", "connections", "headers", "url", "loop",
+                 "timeout_keep_alive_task"):  # fmt: skip
+        assert hasattr(protocol, name) or name == "url", name  # url appears with the first request
+    protocol.loop.close()
+    cycle_init = inspect.signature(RequestResponseCycle.__init__).parameters
+    assert {"message_event", "keep_alive", "flow"} <= set(cycle_init)
+    source = inspect.getsource(RequestResponseCycle.__init__)
+    for attribute in ("self.disconnected", "self.keep_alive", "self.response_started", "self.response_complete"):
+        assert attribute in source, attribute
+    assert {"resume_reading", "pause_reading", "read_paused"} <= set(dir(FlowControl(None)))  # type: ignore[arg-type]

@@ -71,33 +71,60 @@ def _consume(task: asyncio.Future[Any]) -> None:
 
 
 class PythonInstance:
-    """A ``TritonPythonModel`` object and its infer callable (``infer``)."""
+    """A ``TritonPythonModel`` object and its infer callable (``infer``).
+
+    The object is made, and ``initialize`` called, by ``initialize`` on the instance's own thread (the one
+    that runs ``execute``, as Triton's stub runs both on its main thread): thread-local state and asyncio
+    objects made there serve ``execute``.
+    """
 
     def __init__(
         self,
-        model: Any,
+        cls: Any,
         instance_name: str,
         model_name: str,
         decoupled: bool,
         context: LoadContext,
         namespace: Namespace,
     ) -> None:
-        execute = getattr(model, "execute", None)
+        execute = getattr(cls, "execute", None)
         if execute is None:
             raise ModelLoadError(f"Python model '{model_name}' does not implement `execute` method.")
-        self.model = model
+        self._cls = cls
+        self.model: Any = None  # the TritonPythonModel object, once initialized
         self.instance_name = instance_name
         self.model_name = model_name
         self.decoupled = decoupled
         self.context = context
         self.namespace = namespace
-        self._execute: Callable[[List[InferenceRequest]], Any] = execute
+        self._execute: Callable[[List[InferenceRequest]], Any] = self._not_initialized
         is_async = inspect.iscoroutinefunction(execute)
         self.infer: Callable[[List[Request]], Any]
         if decoupled:
             self.infer = self._stream_async if is_async else self._stream
         else:
             self.infer = self._infer_async if is_async else self._infer
+
+    async def initialize(self, args: Dict[str, str]) -> None:
+        """Make the model object and run its ``initialize(args)`` (sync or ``async def``, awaited on the
+        instance's event loop); an exception is a ``ModelLoadError`` with the model's frames."""
+        token = _bls.bind(self.context)
+        try:
+            model = self._cls()
+            method = getattr(model, "initialize", None)
+            if method is not None:
+                result = method(args)
+                if inspect.isawaitable(result):
+                    await result
+        except Exception as exc:
+            raise ModelLoadError(describe(exc)) from exc
+        finally:
+            _bls.unbind(token)
+        self.model = model
+        self._execute = model.execute
+
+    def _not_initialized(self, requests: List[InferenceRequest]) -> Any:
+        raise TritonModelException(f"model instance '{self.instance_name}' is not initialized")
 
     # --- the infer callables (called on the instance's thread) ----------------------------------------
 
@@ -263,7 +290,7 @@ class PythonInstance:
     def finalize(self) -> None:
         """``finalize()`` of the model object (its exception is logged), then forget the instance's modules."""
         try:
-            method = getattr(self.model, "finalize", None)
+            method = getattr(self.model, "finalize", None) if self.model is not None else None
             if method is not None:
                 run_to_completion(method())
         except Exception:

@@ -2,10 +2,11 @@
 
 - ``auto_complete``: the model's ``TritonPythonModel.auto_complete_config(pb_utils.ModelConfig)`` completes
   the config (a python model may come with no config.pbtxt at all), in place.
-- ``load``: per placement, ``model.py`` is imported in a private namespace of its own (``_python_import``),
-  one ``TritonPythonModel()`` is made and ``initialize(args)`` called with every key Triton passes, as
-  strings. An import error, a syntax error, a missing file or an exception in ``initialize`` is a
-  ``ModelLoadError`` carrying the reason and the model's frames.
+- ``load``: per placement, ``model.py`` is imported in a private namespace of its own (``_python_import``);
+  the ``LoadedModel``'s initializers then make one ``TritonPythonModel()`` per instance and call
+  ``initialize(args)`` (every key Triton passes, as strings) on that instance's own thread. An import error,
+  a syntax error, a missing file or an exception in ``initialize`` is a ``ModelLoadError`` carrying the
+  reason and the model's frames.
 - the infer callables (``_python_instance``): ``execute`` gets ``pb_utils.InferenceRequest``s and returns
   ``InferenceResponse``s (decoupled models send them through response senders); BLS calls go through the
   ``LoadContext``. ``finalize()`` runs when the version is unloaded.
@@ -36,7 +37,7 @@ from pytriton_lite.repository.backend import (
     VersionSource,
 )
 from pytriton_lite.repository.backends._python_import import Namespace
-from pytriton_lite.repository.backends._python_instance import PythonInstance, describe, run_to_completion
+from pytriton_lite.repository.backends._python_instance import PythonInstance, describe
 
 if TYPE_CHECKING:
     from tritonclient.grpc.model_config_pb2 import ModelConfig as ModelConfigProto
@@ -122,6 +123,10 @@ class PythonBackend:
         return LoadedModel(
             infer_funcs=[instance.infer for instance in instances],
             finalize=functools.partial(_finalize_all, instances),
+            initializers=[
+                functools.partial(instance.initialize, initialize_args(source, placement, config_json))
+                for instance, placement in zip(instances, placements)
+            ],
         )
 
     def _instance(
@@ -133,18 +138,9 @@ class PythonBackend:
         _bls.register(namespace.token, context)
         try:
             cls = _model_class(namespace, source.model_file(self.default_model_filename))
-            token = _bls.bind(context)
-            try:
-                model = cls()
-                initialize = getattr(model, "initialize", None)
-                if initialize is not None:
-                    run_to_completion(initialize(initialize_args(source, placement, config_json)))
-            except Exception as exc:
-                raise ModelLoadError(describe(exc)) from exc
-            finally:
-                _bls.unbind(token)
             decoupled = bool(source.config.model_transaction_policy.decoupled)
-            return PythonInstance(model, placement.name, source.name, decoupled, context, namespace)
+            # the object and its initialize() come later, on the instance's thread (LoadedModel.initializers)
+            return PythonInstance(cls, placement.name, source.name, decoupled, context, namespace)
         except BaseException:
             _bls.unregister(namespace.token)
             namespace.close()
