@@ -197,7 +197,7 @@ def forwarded_parameters(metadata: Iterable[Tuple[str, Any]], pattern: Optional[
 
 
 def _sequence_parameter(key: str, choice: Optional[str], value: Any, request: InferenceRequest) -> None:
-    """sequence_id / sequence_start / sequence_end: no sequence batcher, only carried to the model (pb_utils
+    """sequence_id / sequence_start / sequence_end: carried to the sequence batcher and the model (pb_utils
     correlation_id and flags: SEQUENCE_START 1, SEQUENCE_END 2)."""
     if key == "sequence_id":
         if choice not in ("int64_param", "string_param"):

@@ -274,7 +274,7 @@ def _decode_request_parameters(params: Any, request: InferenceRequest, options: 
         elif key == "binary_data_output":
             options.binary_data_output = _bool_param(key, value, model)
         elif key in _RESERVED_SEQUENCE_KEYS:
-            # Type-checked like Triton; no sequence batcher, only carried to the model (pb_utils correlation_id)
+            # Type-checked like Triton; carried to the sequence batcher and the model (pb_utils correlation_id)
             if key == "sequence_id":
                 request.correlation_id = value if isinstance(value, str) else _uint_param(key, value, model)
             elif _bool_param(key, value, model):
