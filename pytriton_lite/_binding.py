@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pytriton_lite.config import TritonConfig
 from pytriton_lite.core.model import Model
 from pytriton_lite.exceptions import PyTritonValidationError
@@ -20,7 +22,7 @@ def refuse_sagemaker(config: TritonConfig) -> None:
 def named_tensor(tensor: Tensor, default: str) -> Tensor:
     if tensor.name:
         return tensor
-    return Tensor(shape=tensor.shape, dtype=tensor.dtype, name=default, optional=tensor.optional)
+    return dataclasses.replace(tensor, name=default)  # keeps labels and format
 
 
 def attach_context(model: Model) -> None:

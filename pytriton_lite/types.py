@@ -131,6 +131,7 @@ class TensorInfo:
     datatype: str
     shape: Tuple[int, ...]
     optional: bool = False
+    labels: Tuple[str, ...] = ()  # an output's class labels (classification extension), index = class
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, AsyncGenerator, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
+from pytriton_lite.core.shm import SystemSharedMemory
 from pytriton_lite.types import CustomMetricFamily, InferenceRequest, InferenceResponse, ModelInfo, StatsSnapshot
 
 IsGone = Callable[[], bool]
@@ -155,6 +156,11 @@ class DataPlane(Protocol):
 
     def log_settings(self, changes: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
         """Triton's log settings after applying ``changes`` (``/v2/logging``, LogSettings)."""
+        ...
+
+    @property
+    def shared_memory(self) -> SystemSharedMemory:
+        """The registered system shared-memory regions (``core/shm.py``), shared by both front ends."""
         ...
 
 

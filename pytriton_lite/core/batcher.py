@@ -453,8 +453,8 @@ class Batcher(BatchSink):
 
     def _cancel(self, batch: Batch) -> None:
         """Every consumer of ``batch``'s stream is gone: stop the generator at its next response."""
-        if not batch.cancel.is_set():
-            batch.cancel.set()
+        if not batch.cancelled:
+            batch.cancelled = True
             for item in batch.items:
                 if item.stream is not None:
                     item.stream.release(1)  # wakes a generator waiting for credits

@@ -21,6 +21,7 @@ from pytriton_lite.core.log_settings import LogSettings
 from pytriton_lite.core.model import Model
 from pytriton_lite.core.registry import Entry, Registry, Unavailable
 from pytriton_lite.core.sequence import make_batcher
+from pytriton_lite.core.shm import SystemSharedMemory
 from pytriton_lite.core.summaries import LatencySummaries
 from pytriton_lite.core.trace import TraceSettings
 from pytriton_lite.exceptions import (
@@ -74,6 +75,8 @@ class InProcessDataPlane:
         # Triton's trace and logging extensions (core/trace.py, core/log_settings.py); Triton sets them up
         self.trace = TraceSettings()
         self.log = LogSettings()
+        # Triton's system shared-memory extension: one registry per server, shared by both front ends
+        self._shared_memory = SystemSharedMemory()
 
     @property
     def server_id(self) -> str:
@@ -82,6 +85,10 @@ class InProcessDataPlane:
     @property
     def model_control_enabled(self) -> bool:
         return self.control is not None
+
+    @property
+    def shared_memory(self) -> SystemSharedMemory:
+        return self._shared_memory
 
     # --- model lifecycle (on the loop, called by Triton) -----------------------------------------------
 
@@ -184,6 +191,7 @@ class InProcessDataPlane:
         for entry in self.registry.entries():
             entry.state = ModelState.UNAVAILABLE
             entry.batcher.stop()
+        self._shared_memory.close()  # regions are released at stop
 
     def join_instances(self, timeout: float) -> None:
         """Wait for the instance threads to end (any thread)."""

@@ -1,11 +1,19 @@
-"""Model instances: one worker thread per infer callable, each running one private event loop.
+"""Model instances: one worker thread per infer callable, with a private event loop for what is async.
 
-The serving loop hands a batch to an instance with one ``call_soon_threadsafe``; the instance calls the
-callable on its own thread and loop (sync callables inline, coroutines and async generators as tasks, see
-``core.callables``) and hands the outcome back with one ``call_soon_threadsafe`` per batch (per response for
-decoupled models). Those posts are the only hand-offs between the threads: a batch's fields are written by
-one side before the post and read by the other after it, and the serving loop's "stop this stream" reaches
-the instance as a ``threading.Event`` plus a posted wake-up.
+The serving loop hands work to an instance through a ``queue.SimpleQueue``: while the instance has no
+asyncio task (sync callables, the common case) its thread blocks on the queue and calls the callable
+inline, so a batch costs one queue put and no self-pipe write or selector wake-up. An ``async def``,
+generator or async generator outcome becomes a task on the instance's private loop (see
+``core.callables``); while tasks exist the thread runs that loop, and each put also posts one
+``call_soon_threadsafe`` that drains the queue there, so new batches never wait behind a running stream.
+The loop gives the thread back to the queue once its last task ends. The outcome goes back with one
+``call_soon_threadsafe`` per batch (per response for decoupled models). Those posts are the only hand-offs
+between the threads: a batch's fields are written by one side before the post and read by the other after
+it, and the serving loop's "stop this stream" reaches the instance as the ``cancelled`` flag plus a posted
+wake-up.
+
+A sync callable usually runs outside any running event loop (inside it when it comes while tasks run;
+``asyncio.get_event_loop()`` returns the instance's loop either way); an ``async def`` callable runs on it.
 
 Streams have backpressure: an instance may have ``STREAM_WINDOW`` responses of one stream that its consumer
 has not taken yet; then the model's generator waits until the consumer takes some.
@@ -16,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import queue
 import threading
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Set, Tuple
 
 from pytriton_lite.core import callables
 from pytriton_lite.exceptions import InferenceError, ModelExecutionError, PyTritonUnrecoverableError
@@ -41,7 +50,7 @@ class Batch:
         "infer_end_ns",
         "end_ns",
         "released",
-        "cancel",
+        "cancelled",
         "credits",
     )
 
@@ -54,7 +63,9 @@ class Batch:
         self.infer_end_ns = 0
         self.end_ns = 0
         self.released = False  # serving loop only: the instance was handed back before the batch finished
-        self.cancel = threading.Event()  # set by the serving loop: every consumer of this stream is gone
+        # set by the serving loop, read by the instance thread: every consumer of this stream is gone (a
+        # flag, not a threading.Event: nobody waits on it, the wake-up is a posted grant)
+        self.cancelled = False
         self.credits: Optional[asyncio.Semaphore] = None  # instance loop only: the stream's window
 
 
@@ -98,6 +109,10 @@ class Instance:
         self.sink = sink
         self.on_unrecoverable = on_unrecoverable
         self._own: asyncio.AbstractEventLoop = asyncio.new_event_loop()  # used only on this instance's thread
+        self._queue: queue.SimpleQueue[Optional[Tuple[Callable[..., Any], Tuple[Any, ...]]]] = queue.SimpleQueue()
+        self._looping = False  # the thread runs its loop (tasks exist): a put must also wake the loop
+        self._stopping = False
+        self._tasks: Set[asyncio.Task[Any]] = set()
         self._thread = threading.Thread(
             target=self._run, name=f"pytriton_lite-{model.name}-{model.version}-{index}", daemon=True
         )
@@ -109,28 +124,32 @@ class Instance:
 
     def submit(self, batch: Batch) -> None:
         """Run ``batch`` on this instance (called on the serving loop)."""
-        self._own.call_soon_threadsafe(self._begin, batch)
+        self._call(self._begin, batch)
 
     def grant(self, batch: Batch, count: int) -> None:
         """The consumer took ``count`` responses of ``batch``'s stream (or left): let the model go on."""
-        try:
-            self._own.call_soon_threadsafe(_release, batch, count)
-        except RuntimeError:  # the instance loop is closed: nothing waits any more
-            pass
+        self._call(_release, batch, count)
 
     def execute(self, func: Callable[[], Any]) -> concurrent.futures.Future[Any]:
         """Run ``func()`` on this instance's thread (awaiting what it returns); warm-up uses it."""
-
-        async def run() -> Any:
-            return await callables.settle(func())
-
-        return asyncio.run_coroutine_threadsafe(run(), self._own)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._call(self._execute, func, future)
+        return future
 
     def stop(self) -> None:
-        """Stop after the callbacks already posted (a batch that runs inline finishes; tasks are cancelled)."""
+        """Stop after the work already handed over (a batch that runs inline finishes; tasks are cancelled)."""
+        self._queue.put(None)
+        self._wake()
+
+    def _call(self, callback: Callable[..., Any], *args: Any) -> None:
+        self._queue.put((callback, args))
+        if self._looping:  # read after the put: the thread sets it before it drains (see _run)
+            self._wake()
+
+    def _wake(self) -> None:
         try:
-            self._own.call_soon_threadsafe(self._own.stop)
-        except RuntimeError:
+            self._own.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the instance loop is closed: nothing waits any more
             pass
 
     def join(self, timeout: Optional[float] = None) -> None:
@@ -145,8 +164,20 @@ class Instance:
     def _run(self) -> None:
         loop = self._own
         asyncio.set_event_loop(loop)
+        get = self._queue.get
         try:
-            loop.run_forever()
+            while not self._stopping:
+                if self._tasks:
+                    # set before the first drain: a put that sees False is taken by that drain or by get()
+                    self._looping = True
+                    loop.call_soon(self._drain)
+                    loop.run_forever()  # until the last task ends (_task_done) or stop
+                    self._looping = False
+                    continue
+                item = get()
+                if item is None:
+                    break
+                item[0](*item[1])
         finally:
             try:
                 tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
@@ -157,6 +188,44 @@ class Instance:
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
                 loop.close()
+
+    def _drain(self) -> None:
+        """On the instance loop: run what was handed over while tasks run."""
+        get = self._queue.get_nowait
+        while not self._stopping:
+            try:
+                item = get()
+            except queue.Empty:
+                return
+            if item is None:
+                self._stopping = True
+                self._own.stop()
+                return
+            item[0](*item[1])
+
+    def _spawn(self, coro: Any) -> None:
+        task = self._own.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks and self._looping:
+            self._own.stop()  # back to blocking on the queue
+
+    def _execute(self, func: Callable[[], Any], future: concurrent.futures.Future[Any]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+
+        async def run() -> None:
+            try:
+                result = await callables.settle(func())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                future.set_exception(exc)
+                return
+            future.set_result(result)
+
+        self._spawn(run())
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
         try:
@@ -186,9 +255,9 @@ class Instance:
             self._done(batch, None, self._fail(exc))
             return
         if self.model.decoupled:
-            self._own.create_task(self._stream(batch, out))
+            self._spawn(self._stream(batch, out))
         elif callables.is_iterator(out) or callables.is_async_iterable(out) or _is_awaitable(out):
-            self._own.create_task(self._complete(batch, out))
+            self._spawn(self._complete(batch, out))
         else:
             self._finish(batch, out)
 
@@ -233,12 +302,12 @@ class Instance:
 
     async def _emit(self, item: Any, batch: Batch) -> bool:
         """Send one response of a stream; False once every consumer is gone (the model's generator stops)."""
-        if batch.cancel.is_set():
+        if batch.cancelled:
             return False
         results = self.model.postprocess(item, batch.requests)
         assert batch.credits is not None
         await batch.credits.acquire()  # backpressure: wait while STREAM_WINDOW responses are not taken
-        if batch.cancel.is_set():
+        if batch.cancelled:
             return False
         self._post(self.sink.stream_item, self, batch, results)
         return True

@@ -30,6 +30,7 @@ def _info(tensor: Tensor) -> TensorInfo:
         datatype=tensor.triton_dtype,
         shape=tuple(int(d) for d in tensor.shape),
         optional=bool(tensor.optional),
+        labels=tuple(tensor.labels or ()),
     )
 
 

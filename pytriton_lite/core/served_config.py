@@ -25,6 +25,11 @@ def config_data_type(triton_dtype: str) -> int:
     return int(model_config_pb2.DataType.Value(name))
 
 
+def bound_label_filename(output: str) -> str:
+    """The ``label_filename`` a bound output with ``Tensor(labels=...)`` is served with."""
+    return f"{output}_labels.txt"
+
+
 def _queue_policy(target: ModelQueuePolicy, policy: QueuePolicy) -> None:
     action = getattr(policy.timeout_action, "value", policy.timeout_action)
     target.timeout_action = model_config_pb2.ModelQueuePolicy.TimeoutAction.Value(str(action))
@@ -107,9 +112,13 @@ def bound_model_config(
     for spec in inputs:
         entry = proto.input.add(name=spec.name, dims=[int(d) for d in spec.shape], optional=bool(spec.optional))
         entry.data_type = config_data_type(spec.triton_dtype)
+        if spec.format is not None:
+            entry.format = model_config_pb2.ModelInput.Format.Value(spec.format)
     for spec in outputs:
-        entry = proto.output.add(name=spec.name, dims=[int(d) for d in spec.shape])
-        entry.data_type = config_data_type(spec.triton_dtype)
+        output = proto.output.add(name=spec.name, dims=[int(d) for d in spec.shape])
+        output.data_type = config_data_type(spec.triton_dtype)
+        if spec.labels:  # given at bind: there is no file, the name says where the labels came from
+            output.label_filename = bound_label_filename(spec.name or "")
     if config.sequence_batcher is not None:
         _sequence_batching(proto, config.sequence_batcher)
     elif max_batch_size > 0:
@@ -129,4 +138,4 @@ def bound_model_config(
     return proto
 
 
-__all__ = ["ModelConfigProto", "bound_model_config", "config_data_type"]
+__all__ = ["ModelConfigProto", "bound_label_filename", "bound_model_config", "config_data_type"]

@@ -21,6 +21,7 @@ from pytriton_lite.core.api import DataPlane
 from pytriton_lite.exceptions import PyTritonError
 from pytriton_lite.frontends._grpc_guard import MAX_MESSAGE_SIZE, Malformed
 from pytriton_lite.protocol import grpc_codec
+from pytriton_lite.protocol.classification import classify_response
 from pytriton_lite.types import InferenceRequest
 
 __all__ = ["StreamInfer", "answer_status", "describe"]
@@ -146,6 +147,7 @@ class StreamInfer:
                 if isinstance(message, Malformed):  # fails this message only; the stream goes on
                     raise message.error()
                 request = grpc_codec.decode_infer_request(message, raw, forwarded)
+                counts = grpc_codec.classification_counts(message)
                 model = self._dataplane.model(request.model_name, request.model_version)
             except Exception as exc:  # noqa: BLE001
                 await self._emit_in_order(previous, out, self._stream_error(exc, model_name, model_version, request_id))
@@ -156,6 +158,8 @@ class StreamInfer:
                 return
             try:
                 response = await self._dataplane.infer(request)
+                if counts:
+                    response = classify_response(response, counts, model)
                 item: Any = self._fits(grpc_codec.serialize_stream_response(response, final=True))
             except asyncio.CancelledError:
                 raise
@@ -179,10 +183,13 @@ class StreamInfer:
     async def _stream_decoupled(self, request: InferenceRequest, model: Any, message: Any, out: asyncio.Queue) -> None:
         model_version = _version_str(model)
         responses = self._dataplane.infer_stream(request)
+        counts = grpc_codec.classification_counts(message)
         try:
             async for response in responses:
                 if response.final and not response.outputs:
                     continue  # a flags-only end marker; the empty final below stands for it
+                if counts:
+                    response = classify_response(response, counts, model)
                 await out.put(self._fits(grpc_codec.serialize_stream_response(response, final=False)))
         except asyncio.CancelledError:
             raise

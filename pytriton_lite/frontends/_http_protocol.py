@@ -15,6 +15,9 @@ is never noticed. ``HardenedHttpProtocol`` adds, before the application sees a r
   refusing; refusing closes the request-smuggling door);
 - reading resumes once a request's body is complete, so a client that leaves mid-request is seen at once.
 
+Each request cycle also offers ``respond`` (``_Cycle``): a complete response in one ``write``, used by the
+front end for its own answers (``_http_request._Request.respond``); streamed responses go through ASGI.
+
 Every refusal is a complete ``{"error": ...}`` response with ``connection: close``; the connection then
 lingers briefly, discarding what the client still sends, so that the client reads the answer instead of a
 reset.
@@ -25,10 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence, Tuple
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from pytriton_lite.frontends._http_limits import HttpLimits, body_too_large, refusal
 
@@ -119,6 +122,7 @@ class HardenedHttpProtocol(HttpToolsProtocol):
             return
         super().on_headers_complete()
         self._has_cycle = True
+        self.cycle.__class__ = _Cycle  # uvicorn builds its own class; ours only adds respond()
 
     def on_body(self, body: bytes) -> None:
         if self._refused:
@@ -210,6 +214,53 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         self._deadline = None
         if not self._refused:
             self._refuse(408, f"{what} not received within {seconds:g} s")
+
+
+_JOIN_MAX = 64 * 1024  # bodies up to this size go out in the same write as the head
+
+
+class _Cycle(RequestResponseCycle):
+    """uvicorn's request cycle plus ``respond``: a complete response with a ``Content-Length`` in one write.
+
+    uvicorn's ``send`` writes the head on ``http.response.start`` (checking every header against its
+    regular expressions) and the body on ``http.response.body``: two syscalls and two passes through the
+    ASGI message checks. The front end's own responses have known-good headers and the whole body at hand.
+    """
+
+    async def respond(self, status: int, headers: Sequence[Tuple[bytes, bytes]], body: Sequence[bytes]) -> None:
+        """Write status, ``headers`` (without Content-Length, which is added) and ``body`` (chunks) at once."""
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return  # as uvicorn: a response to a client that left is dropped
+        if self.response_started:
+            raise RuntimeError("respond() after the response was started")
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        length = sum(memoryview(chunk).nbytes for chunk in body)
+        parts: List[Any] = [STATUS_LINE[status]]
+        for name, value in self.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        if not self.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts.append(b"content-length: %d\r\n\r\n" % length)
+        write = self.transport.write
+        if self.scope["method"] == "HEAD":
+            write(b"".join(parts))
+        elif length <= _JOIN_MAX:
+            parts += body
+            write(b"".join(parts))
+        else:  # a large body: the copy into one buffer would cost more than the syscalls it saves
+            write(b"".join(parts))
+            for chunk in body:
+                write(chunk)
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
 
 
 _refusals = [0.0, 0]  # (when last logged, refusals since): a flood of refusals is logged every 10 s at most

@@ -19,7 +19,6 @@ LOGGER = logging.getLogger("pytriton_lite.http")
 
 _JSON = (b"content-type", b"application/json")
 _SSE = (b"content-type", b"text/event-stream; charset=utf-8")
-_EMPTY_LENGTH = (b"content-length", b"0")
 _INFERENCE_HEADER = http_codec.INFERENCE_HEADER.encode()
 Headers = Sequence[Tuple[bytes, bytes]]
 T = TypeVar("T")
@@ -52,6 +51,21 @@ class _Request:
     async def start(self, status: int, headers: List[Tuple[bytes, bytes]]) -> None:
         self.started = True
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def respond(self, status: int, headers: Headers, body: Sequence[bytes]) -> None:
+        """A complete response: ``headers`` without Content-Length (added here), ``body`` as chunks. Under our
+        protocol it is one write (``_http_protocol._Cycle.respond``); elsewhere, plain ASGI messages."""
+        self.started = True
+        respond = getattr(getattr(self.receive, "__self__", None), "respond", None)
+        if respond is not None:
+            await respond(status, headers, body)
+            return
+        length = str(sum(memoryview(chunk).nbytes for chunk in body)).encode()
+        start = {"type": "http.response.start", "status": status, "headers": [*headers, (b"content-length", length)]}
+        await self.send(start)
+        for chunk in body[:-1]:
+            await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await self.send({"type": "http.response.body", "body": body[-1] if body else b""})
 
     def header(self, name: bytes) -> Optional[str]:
         if self._headers is None:
@@ -95,8 +109,7 @@ def _check_size(size: int, limit: Optional[int]) -> None:
 
 
 async def _respond(request: _Request, status: int, body: bytes = b"", headers: Headers = (_JSON,)) -> None:
-    await request.start(status, [*headers, (b"content-length", str(len(body)).encode())])
-    await request.send({"type": "http.response.body", "body": body})
+    await request.respond(status, headers, (body,))
 
 
 async def _respond_json(request: _Request, data: Any) -> None:
@@ -104,8 +117,7 @@ async def _respond_json(request: _Request, data: Any) -> None:
 
 
 async def _respond_empty(request: _Request, status: int = 200) -> None:
-    await request.start(status, [_EMPTY_LENGTH])
-    await request.send({"type": "http.response.body", "body": b""})
+    await request.respond(status, (), ())
 
 
 class _DisconnectWatch:

@@ -56,6 +56,7 @@ from pytriton_lite.frontends._grpc_stream import StreamInfer
 from pytriton_lite.frontends._grpc_stream import answer_status as _answer
 from pytriton_lite.frontends._grpc_stream import describe as _describe
 from pytriton_lite.protocol import grpc_codec, logging_json, model_json, stats_json, trace_json
+from pytriton_lite.protocol import shm as shm_codec
 from pytriton_lite.protocol.access import (
     GRPC_METHOD_GROUPS,
     GRPC_RESTRICTED,
@@ -66,19 +67,14 @@ from pytriton_lite.protocol.access import (
     compile_forward_pattern,
 )
 from pytriton_lite.protocol.access import parse_grpc_restricted_protocol as parse_restricted_protocols
+from pytriton_lite.protocol.classification import classify_response
 
 LOGGER = logging.getLogger("pytriton_lite.grpc")
 
 SERVICE_NAME = "inference.GRPCInferenceService"
 DECOUPLED_ON_MODEL_INFER = "ModelInfer RPC doesn't support models with decoupled transaction policy"
-SHM_DISABLED = "Client shared memory is disabled. Start the server with '--allow-client-shm=true' to enable."
 
-NOT_OFFERED = {  # RPC -> why it answers UNIMPLEMENTED
-    "SystemSharedMemoryRegister": SHM_DISABLED,
-    "SystemSharedMemoryUnregister": SHM_DISABLED,
-    "CudaSharedMemoryRegister": SHM_DISABLED,
-    "CudaSharedMemoryUnregister": SHM_DISABLED,
-}
+NOT_OFFERED: Dict[str, str] = {}  # RPC -> why it answers UNIMPLEMENTED
 _COMPRESSION_LEVELS = {"none": 0, "low": 1, "medium": 2, "high": 3}
 
 
@@ -171,19 +167,29 @@ class GrpcServicer(StreamInfer, service_pb2_grpc.GRPCInferenceServiceServicer):
         await self._dataplane.unload_model(request.model_name, dependents)
         return service_pb2.RepositoryModelUnloadResponse()
 
-    # --- shared memory: no region is ever registered (the other RPCs are NOT_OFFERED) -------------------
-
-    @staticmethod
-    def _no_region(kind: str, request: Any, response: Any) -> Any:
-        if request.name:
-            raise _answer("NOT_FOUND", f"Unable to find {kind} shared memory region: '{echo(request.name)}'")
-        return response()
+    # --- shared memory: system regions in the data plane's registry (core/shm.py); no CUDA IPC ----------
 
     async def SystemSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return self._no_region("system", request, service_pb2.SystemSharedMemoryStatusResponse)
+        return shm_codec.status_proto(self._dataplane.shared_memory.status(request.name or None))
+
+    async def SystemSharedMemoryRegister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        self._dataplane.shared_memory.register(request.name, request.key, request.offset, request.byte_size)
+        return service_pb2.SystemSharedMemoryRegisterResponse()
+
+    async def SystemSharedMemoryUnregister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        self._dataplane.shared_memory.unregister(request.name or None)
+        return service_pb2.SystemSharedMemoryUnregisterResponse()
 
     async def CudaSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return self._no_region("cuda", request, service_pb2.CudaSharedMemoryStatusResponse)
+        if request.name:
+            raise _answer("NOT_FOUND", f"Unable to find cuda shared memory region: '{echo(request.name)}'")
+        return service_pb2.CudaSharedMemoryStatusResponse()
+
+    async def CudaSharedMemoryRegister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        raise shm_codec.cuda_refused()
+
+    async def CudaSharedMemoryUnregister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return service_pb2.CudaSharedMemoryUnregisterResponse()  # no CUDA region is ever registered
 
     # --- trace and logging extensions (settings in the core; codecs in protocol/) ----------------------
 
@@ -199,9 +205,15 @@ class GrpcServicer(StreamInfer, service_pb2_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         # ``request`` is (message, raw views) from grpc_codec.parse_infer_request, or a plain message.
         message, raw = request if isinstance(request, tuple) else (request, None)
-        infer_request = grpc_codec.decode_infer_request(message, raw, self._forwarded(context))
+        shm = self._dataplane.shared_memory
+        infer_request = grpc_codec.decode_infer_request(message, raw, self._forwarded(context), shm)
+        counts = grpc_codec.classification_counts(message)
         response = await self._dataplane.infer(infer_request)  # decoupled: DecoupledModelError, see _unary
-        return self._fits(grpc_codec.serialize_infer_response(response))
+        if counts:
+            model = self._dataplane.model(response.model_name, response.model_version)
+            response = classify_response(response, counts, model)
+        in_shm = shm_codec.write_outputs(shm, response, grpc_codec.shm_outputs(message)) if message.outputs else ()
+        return self._fits(grpc_codec.serialize_infer_response(response, in_shm=in_shm))
 
 
 Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
@@ -220,7 +232,8 @@ def _unary(behaviour: Unary, gate: Optional[GrpcGate]) -> Unary:
     """An RPC's handler: the access check, then ``behaviour`` with its failures mapped to the call's status."""
 
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await _admit(gate, context)
+        if gate is not None:  # no coroutine per RPC when the group has no checks
+            await _admit(gate, context)
         if isinstance(request, Malformed):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request.error()))
         try:

@@ -48,6 +48,7 @@ from pytriton_lite.frontends._http_request import (
 )
 from pytriton_lite.frontends._uvicorn import DEFAULT_GRACEFUL_SHUTDOWN_S, EmbeddedServer
 from pytriton_lite.protocol import generate_codec, http_codec, model_json, stats_json
+from pytriton_lite.protocol import shm as shm_codec
 from pytriton_lite.protocol.access import (
     ApiKeys,
     check_api_key,
@@ -55,13 +56,13 @@ from pytriton_lite.protocol.access import (
     parse_http_restricted_api,
     same_secret,
 )
+from pytriton_lite.protocol.classification import classify_response
 from pytriton_lite.protocol.reserved import is_reserved, reserved_header_error
 
 LOGGER = logging.getLogger("pytriton_lite.http")
 
 DECOUPLED_ON_INFER = "HTTP end point doesn't support models with decoupled transaction policy"
 GENERATE_ONE_RESPONSE = _http_stream.GENERATE_ONE_RESPONSE
-SHM_DISABLED = "Client shared memory is disabled. Start the server with '--allow-client-shm=true' to enable."
 DEFAULT_KEEP_ALIVE_S = 75  # tritonclient and perf_analyzer keep pooled connections open for long
 API_GROUPS = TRITON_API_GROUPS  # the groups of --http-restricted-api (defined once, in config)
 
@@ -306,13 +307,34 @@ class HttpApp:
         await self.dataplane.load_model(model, config, files or None)
 
     async def _shared_memory(self, request: _Request, kind: str, region: Optional[str], action: str) -> None:
-        if action != "status":
-            raise UnsupportedError(SHM_DISABLED)
-        if region is None:
-            await _respond_json(request, [])
+        """Triton's system shared-memory extension over the server's registry (``core/shm.py``); CUDA
+        shared memory has no regions: status is empty, unregister a no-op, register refused."""
+        registry = self.dataplane.shared_memory
+        if kind == "cudasharedmemory":
+            if action == "register":
+                raise shm_codec.cuda_refused()
+            if action == "status" and region is not None:
+                raise _Answer(f"Unable to find cuda shared memory region: '{region}'", 404)
+            if action == "status":
+                await _respond_json(request, [])
+            else:
+                await _respond_empty(request)
             return
-        label = "system" if kind == "systemsharedmemory" else "cuda"
-        raise _Answer(f"Unable to find {label} shared memory region: '{region}'", 404)
+        if action == "status":
+            await _respond_json(request, shm_codec.status_json(registry.status(region)))
+            return
+        if action == "register":
+            if region is None:
+                raise _Answer("Not Found", 404)
+            body = await request.body()
+            try:
+                document = http_codec.loads_json(body) if body.strip() else None
+            except (ValueError, RecursionError):
+                document = None
+            registry.register(region, **shm_codec.register_args_json(document, region))
+        else:
+            registry.unregister(region)
+        await _respond_empty(request)
 
     # --- inference -----------------------------------------------------------------------------------
 
@@ -333,6 +355,7 @@ class HttpApp:
             content_encoding=encoding,
             model=model,
             max_input_size=self.max_input_size,
+            shm=self.dataplane.shared_memory,
         )
         infer_request, options = await self.offload.run(len(body), decode)
         del body, decode  # a request dropped below releases its body with it
@@ -351,18 +374,14 @@ class HttpApp:
             if watched is None:
                 return
             response = watched
+        if options.classification:
+            response = classify_response(response, options.classification, model)
         encode = functools.partial(
             http_codec.encode_infer_response, response, options, accept_encoding=request.header(b"accept-encoding")
         )
         encoded = await self.offload.run(outputs_size(response.outputs), encode)
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in encoded.headers.items()]
-        headers.append((b"content-length", str(encoded.content_length).encode()))
-        await request.start(200, headers)
-        send = request.send
-        chunks = encoded.chunks
-        for chunk in chunks[:-1]:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": chunks[-1] if chunks else b""})
+        await request.respond(200, headers, encoded.chunks)  # one write: head and body together
 
     async def _generate_request(self, request: _Request, name: str, version: str) -> Any:
         model = self.dataplane.model(name, version)

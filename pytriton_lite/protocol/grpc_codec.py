@@ -16,7 +16,9 @@ import numpy as np
 from tritonclient.grpc import service_pb2
 
 from pytriton_lite._echo import echo
-from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
+from pytriton_lite.exceptions import InvalidArgumentError
+from pytriton_lite.protocol import shm as shm_codec
+from pytriton_lite.protocol.classification import parse_count
 from pytriton_lite.protocol.dtypes import array_from_raw, bytes_array, checked_element_count, output_to_raw, wire_dtype
 from pytriton_lite.protocol.reserved import is_reserved, reserved_header_error
 from pytriton_lite.types import InferenceRequest, InferenceResponse, ParameterValue
@@ -25,11 +27,13 @@ __all__ = [
     "EMPTY_FINAL_PARAM",
     "FINAL_PARAM",
     "RawBuffers",
+    "classification_counts",
     "parse_infer_request",
     "decode_infer_request",
     "wants_empty_final_response",
     "encode_infer_response",
     "serialize_infer_response",
+    "shm_outputs",
     "serialize_stream_response",
     "stream_response",
     "stream_error_response",
@@ -251,16 +255,16 @@ def _reject_shared_memory(params: Any, what: str, name: str, model: str) -> None
     if "shared_memory_region" in params:
         region = params["shared_memory_region"].string_param
         raise InvalidArgumentError(
-            f"Unable to find system shared memory region: '{echo(region)}' (client shared memory is disabled; "
+            f"Unable to find system shared memory region: '{echo(region)}' (shared memory is not accepted here; "
             f"{what} '{echo(name)}' for model '{echo(model)}')"
         )
 
 
-def _check_new_tensor(name: str, seen: Container[str], params: Any, what: str, model: str) -> None:
-    """An input or requested output: its name is not repeated and it names no shared memory region."""
+def _check_new_tensor(name: str, seen: Container[str], params: Any, what: str, model: str, shm: bool = False) -> None:
+    """An input or requested output: its name is not repeated; a shared memory region only where ``shm``."""
     if name in seen:
         raise InvalidArgumentError(f"{what} '{echo(name)}' already exists in request")
-    if params:
+    if params and not shm:
         _reject_shared_memory(params, what, name, model)
 
 
@@ -296,6 +300,7 @@ def decode_infer_request(
     message: Any,
     raw: RawBuffers = None,
     forwarded: Optional[Mapping[str, str]] = None,
+    shm: Optional[shm_codec.SharedMemoryAccess] = None,
 ) -> InferenceRequest:
     """ModelInferRequest (+ raw contents from ``parse_infer_request``) -> InferenceRequest.
 
@@ -307,13 +312,26 @@ def decode_infer_request(
         _decode_parameters(message, request)
     if forwarded:
         request.parameters.update(forwarded)
-    request.inputs = _decode_inputs(message, raw if raw is not None else message.raw_input_contents)
+    request.inputs = _decode_inputs(message, raw if raw is not None else message.raw_input_contents, shm)
     if message.outputs:
-        request.requested_outputs = _requested_outputs(message)
+        request.requested_outputs = _requested_outputs(message, shm is not None)
     return request
 
 
-def _decode_inputs(message: Any, raw_contents: Sequence[Any]) -> Dict[str, np.ndarray]:
+def shm_outputs(message: Any) -> Dict[str, shm_codec.ShmRef]:
+    """The requested outputs to write into a shared memory region (name -> where)."""
+    model = message.model_name
+    targets: Dict[str, shm_codec.ShmRef] = {}
+    for output in message.outputs:
+        ref = shm_codec.ref_from_grpc(output.parameters, f"for output '{echo(output.name)}' for model '{echo(model)}'")
+        if ref is not None:
+            targets[output.name] = ref
+    return targets
+
+
+def _decode_inputs(
+    message: Any, raw_contents: Sequence[Any], shm: Optional[shm_codec.SharedMemoryAccess] = None
+) -> Dict[str, np.ndarray]:
     """The request's inputs: typed ``contents``, or the raw contents in inputs order (never both)."""
     model = message.model_name
     raw_count = len(raw_contents)
@@ -321,11 +339,14 @@ def _decode_inputs(message: Any, raw_contents: Sequence[Any]) -> Dict[str, np.nd
     index = 0
     for tensor in message.inputs:
         name = tensor.name
-        _check_new_tensor(name, inputs, tensor.parameters, "input", model)
+        _check_new_tensor(name, inputs, tensor.parameters, "input", model, shm is not None)
         shape = tuple(tensor.shape)
         count = checked_element_count(shape, name, model)
         datatype = tensor.datatype
-        if tensor.HasField("contents"):
+        ref = shm_codec.ref_from_grpc(tensor.parameters, f"for input '{echo(name)}' for model '{echo(model)}'")
+        if ref is not None:  # read from the region; takes no raw_input_contents entry
+            inputs[name] = shm_codec.read_input(shm, ref, datatype, shape, name, model)
+        elif tensor.HasField("contents"):
             if raw_count:
                 raise InvalidArgumentError(
                     f"contents field must not be specified when using raw_input_contents for '{echo(name)}' "
@@ -347,18 +368,26 @@ def _decode_inputs(message: Any, raw_contents: Sequence[Any]) -> Dict[str, np.nd
     return inputs
 
 
-def _requested_outputs(message: Any) -> List[str]:
+def _requested_outputs(message: Any, shm: bool = False) -> List[str]:
     model = message.model_name
     requested: List[str] = []
     for output in message.outputs:
         name = output.name
-        _check_new_tensor(name, requested, output.parameters, "output", model)
-        if output.parameters and "classification" in output.parameters:
-            raise UnsupportedError(
-                f"classification output is not supported (output '{echo(name)}' for model '{echo(model)}')"
-            )
+        _check_new_tensor(name, requested, output.parameters, "output", model, shm)
         requested.append(name)
     return requested
+
+
+def classification_counts(message: Any) -> Dict[str, int]:
+    """Requested outputs with ``parameters["classification"]`` (tritonclient's ``class_count``) -> K."""
+    counts: Dict[str, int] = {}
+    for output in message.outputs:
+        if output.parameters and "classification" in output.parameters:
+            param = output.parameters["classification"]
+            choice = param.WhichOneof("parameter_choice")
+            value = getattr(param, choice) if choice in ("int64_param", "uint64_param") else None
+            counts[output.name] = parse_count(value, output.name, message.model_name)
+    return counts
 
 
 # --- response ------------------------------------------------------------------------------------------
@@ -376,8 +405,10 @@ def _set_param(target: Any, key: str, value: Any) -> None:
         param.string_param = str(value)
 
 
-def _response_header(response: InferenceResponse, final: Optional[bool]) -> Tuple[Any, List[Any]]:
-    """The response message without raw contents, and the output buffers in order."""
+def _response_header(
+    response: InferenceResponse, final: Optional[bool], in_shm: Container[str] = ()
+) -> Tuple[Any, List[Any]]:
+    """The response message without raw contents, and the output buffers in order (empty for ``in_shm``)."""
     message = service_pb2.ModelInferResponse(
         model_name=response.model_name, model_version=response.model_version, id=response.id
     )
@@ -391,7 +422,7 @@ def _response_header(response: InferenceResponse, final: Optional[bool]) -> Tupl
     for name, array in response.outputs.items():
         datatype, buffer = output_to_raw(array)
         outputs.add(name=name, datatype=datatype, shape=array.shape)
-        buffers.append(buffer)
+        buffers.append(b"" if name in in_shm else buffer)  # written to a region already: one empty entry
     return message, buffers
 
 
@@ -405,9 +436,11 @@ def encode_infer_response(response: InferenceResponse, final: Optional[bool] = N
     return message
 
 
-def _infer_response_parts(response: InferenceResponse, final: Optional[bool]) -> Tuple[List[Any], int]:
+def _infer_response_parts(
+    response: InferenceResponse, final: Optional[bool], in_shm: Container[str] = ()
+) -> Tuple[List[Any], int]:
     """Wire pieces of a ModelInferResponse (header, then a tag+length and buffer per output) and their size."""
-    message, buffers = _response_header(response, final)
+    message, buffers = _response_header(response, final, in_shm)
     header = message.SerializeToString()
     parts: List[Any] = [header]
     total = len(header)
@@ -420,9 +453,12 @@ def _infer_response_parts(response: InferenceResponse, final: Optional[bool]) ->
     return parts, total
 
 
-def serialize_infer_response(response: InferenceResponse, final: Optional[bool] = None) -> bytes:
-    """Wire bytes of ``encode_infer_response(response, final)``, copying each output buffer once."""
-    parts, _ = _infer_response_parts(response, final)
+def serialize_infer_response(
+    response: InferenceResponse, final: Optional[bool] = None, in_shm: Container[str] = ()
+) -> bytes:
+    """Wire bytes of ``encode_infer_response(response, final)``, copying each output buffer once; outputs
+    ``in_shm`` (written into shared memory) get an empty raw entry."""
+    parts, _ = _infer_response_parts(response, final, in_shm)
     return b"".join(parts)
 
 

@@ -20,8 +20,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from pytriton_lite._echo import check_utf8, echo
-from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
+from pytriton_lite.exceptions import InvalidArgumentError
 from pytriton_lite.protocol import json_split
+from pytriton_lite.protocol import shm as shm_codec
+from pytriton_lite.protocol.classification import parse_count
 from pytriton_lite.protocol.dtypes import (
     array_from_raw,
     checked_element_count,
@@ -187,6 +189,9 @@ class OutputOptions:
     binary_data_output: bool = False
     binary: Dict[str, bool] = field(default_factory=dict)
     raw: bool = False
+    classification: Dict[str, int] = field(default_factory=dict)  # output -> top K (classification extension)
+    shm: Dict[str, shm_codec.ShmRef] = field(default_factory=dict)  # outputs written into a region
+    shm_access: Optional[shm_codec.SharedMemoryAccess] = None
 
     def is_binary(self, name: str) -> bool:
         if self.raw:
@@ -203,6 +208,7 @@ def decode_infer_request(
     content_encoding: Optional[str] = None,
     model: Optional[ModelInfo] = None,
     max_input_size: Optional[int] = DEFAULT_MAX_INPUT_SIZE,
+    shm: Optional[shm_codec.SharedMemoryAccess] = None,
 ) -> Tuple[InferenceRequest, OutputOptions]:
     """Decode a ``POST .../infer`` body into an ``InferenceRequest`` and the output options.
 
@@ -227,7 +233,7 @@ def decode_infer_request(
         raise type_error("id", "non-string as string", f"for model '{model_name}'")
     check_utf8(request_id, "request id", model_name)  # refused here, not when the response echoes it
     request = InferenceRequest(model_name=model_name, model_version=model_version, id=request_id)
-    options = OutputOptions()
+    options = OutputOptions(shm_access=shm)  # shm: the server's regions (None: shm tensors refused)
     if "parameters" in doc:
         _decode_request_parameters(doc["parameters"], request, options)
 
@@ -237,7 +243,7 @@ def decode_infer_request(
         raise InvalidArgumentError(f"Unable to parse 'inputs': {problem} for model '{model_name}'")
     offset = length
     for entry in inputs:
-        name, array, offset = _decode_input(entry, view, offset, request, max_input_size)
+        name, array, offset = _decode_input(entry, view, offset, request, max_input_size, shm)
         if name in request.inputs:
             raise InvalidArgumentError(
                 f"{_rid(request)}input '{name}' already exists in request for model '{model_name}'"
@@ -309,7 +315,12 @@ def _bool_param(key: str, value: Any, model: str) -> bool:
 
 
 def _decode_input(
-    entry: Any, view: memoryview, offset: int, request: InferenceRequest, max_input_size: Optional[int]
+    entry: Any,
+    view: memoryview,
+    offset: int,
+    request: InferenceRequest,
+    max_input_size: Optional[int],
+    shm_access: Optional[shm_codec.SharedMemoryAccess] = None,
 ) -> Tuple[str, np.ndarray, int]:
     model = request.model_name
     if not isinstance(entry, dict):
@@ -342,10 +353,9 @@ def _decode_input(
             "Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters', "
             f"'shared_memory_region' in 'parameters'. But {found} {where}"
         )
-    if shm is not None:
-        raise InvalidArgumentError(
-            f"Unable to find shared memory region: '{shm}' (shared memory is not supported) {where}"
-        )
+    ref = shm_codec.ref_from_json(params, where, shm_access is not None)
+    if ref is not None:
+        return name, shm_codec.read_input(shm_access, ref, datatype, shape, name, model), offset
 
     if has_data:
         array = json_to_array(entry["data"], datatype, shape, name, model, max_input_size=max_input_size)
@@ -384,13 +394,13 @@ def _decode_outputs(outputs: Any, request: InferenceRequest, options: OutputOpti
             if not isinstance(binary, bool):
                 raise type_error("binary_data", "non-boolean as boolean", f"for output '{name}' for model '{model}'")
             options.binary[name] = binary
-        if "classification" in params:
-            raise UnsupportedError(f"classification output is not supported (output '{name}' for model '{model}')")
-        if "shared_memory_region" in params:
-            raise InvalidArgumentError(
-                f"Unable to find shared memory region: '{params['shared_memory_region']}' (shared memory is not "
-                f"supported) for output '{name}' for model '{model}'"
-            )
+        if "classification" in params:  # applied after the model ran: protocol/classification.py
+            options.classification[name] = parse_count(params["classification"], name, model)
+        ref = shm_codec.ref_from_json(
+            params, f"for output '{name}' for model '{model}'", options.shm_access is not None
+        )
+        if ref is not None:
+            options.shm[name] = ref
     return names
 
 
@@ -473,9 +483,12 @@ def encode_infer_response(
     blobs: List[Any] = []
     big: List[Tuple[Dict[str, Any], List[Any]]] = []
     finite = not _has_nonfinite(response.parameters)
+    in_shm = shm_codec.write_outputs(options.shm_access, response, options.shm)
     for name, array in response.outputs.items():
         array = np.asarray(array)
-        if options.is_binary(name):
+        if name in in_shm:  # written into its region: the response carries its metadata only, as Triton's
+            outputs.append({"name": name, "datatype": in_shm[name], "shape": list(array.shape)})
+        elif options.is_binary(name):
             datatype, buffer = _binary_output(array, name, model)
             size = memoryview(buffer).nbytes
             params = {"binary_data_size": size}

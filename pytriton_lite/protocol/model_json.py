@@ -33,8 +33,10 @@ __all__ = [
 SERVER_VERSION = "2.73.0"  # the Triton protocol release this server follows
 # Only what we implement, in Triton's order (core/src/server.cc).
 SERVER_EXTENSIONS = (
+    "classification",
     "schedule_policy",
     "model_configuration",
+    "system_shared_memory",
     "binary_tensor_data",
     "parameters",
     "statistics",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
@@ -70,7 +70,7 @@ _REFUSED = {
     "batch_output": "'batch_output' is not supported by pytriton_lite",
 }
 # backends whose models may have sequence_batching (their instances receive the control inputs)
-_SEQUENCE_BACKENDS = frozenset({"python"})
+_SEQUENCE_BACKENDS = frozenset({"python", "onnxruntime"})
 # present = accepted, logged by name and ignored
 _IGNORED = (
     "runtime",
@@ -88,7 +88,8 @@ _IGNORED_OPTIMIZATION = (
     "eager_batching",
 )
 _IGNORED_GROUP = ("rate_limiter", "secondary_devices", "profile", "passive", "host_policy")
-_IGNORED_TENSOR = ("format", "is_shape_tensor", "allow_ragged_batch", "is_non_linear_format_io", "label_filename")
+# (an input's ``format`` and an output's ``label_filename`` are honoured: served, and labels classify outputs)
+_IGNORED_TENSOR = ("is_shape_tensor", "allow_ragged_batch", "is_non_linear_format_io")
 # optimization fields a backend reads itself (not warned about for that backend)
 _HONOURED_OPTIMIZATION = {"onnxruntime": frozenset({"graph"})}
 
@@ -273,10 +274,10 @@ def check_config(config: ModelConfigProto, backend: str) -> List[str]:
     except SequenceConfigError as exc:
         raise ModelLoadError(str(exc)) from None
     if config.HasField("sequence_batching") and backend not in _SEQUENCE_BACKENDS:
-        # the onnxruntime / pytorch backends do not feed control inputs to the graph yet
+        # the pytorch backend does not feed control inputs to the module yet
         raise ModelLoadError(
-            f"model '{config.name}': sequence batching is served for python-backend models only by pytriton_lite, "
-            f"not for backend '{backend}'"
+            f"model '{config.name}': sequence batching is served for python-backend and onnxruntime models only by "
+            f"pytriton_lite, not for backend '{backend}'"
         )
     _check_tensors(config)
     if backend == "ensemble" and not config.ensemble_scheduling.step:
@@ -367,6 +368,31 @@ def ensemble_steps(config: ModelConfigProto) -> Sequence[str]:
     return names
 
 
+def output_labels(config: ModelConfigProto, directory: pathlib.Path) -> Dict[str, Tuple[str, ...]]:
+    """Each output's ``label_filename`` (a file in the model's folder, one label per line) read, by output name.
+
+    A missing file fails the load, as in Triton. The path must stay inside the model's folder: labels come
+    back to clients in classification results, so a config must not make them read other files.
+    """
+    labels: Dict[str, Tuple[str, ...]] = {}
+    root = directory.resolve()
+    for output in config.output:
+        if not output.label_filename:
+            continue
+        where = f"label file '{output.label_filename}' of output '{output.name}' of model '{config.name}'"
+        path = (root / output.label_filename).resolve()
+        if root not in path.parents:
+            raise ModelLoadError(f"{where} must be a file in the model's folder")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ModelLoadError(f"unable to read {where}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ModelLoadError(f"unable to read {where}: it is not UTF-8 text") from None
+        labels[output.name] = tuple(text.splitlines())
+    return labels
+
+
 def warn_ignored(name: str, ignored: Sequence[str]) -> None:
     for field_name in ignored:
         LOGGER.warning("model '%s': config field '%s' is not supported by pytriton_lite, ignored", name, field_name)
@@ -382,6 +408,7 @@ __all__ = [
     "config_from_json",
     "ensemble_steps",
     "initial_config",
+    "output_labels",
     "read_config",
     "resolve_backend",
     "warn_ignored",

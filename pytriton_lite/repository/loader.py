@@ -39,7 +39,13 @@ from pytriton_lite.repository.backend import (
     VersionSource,
 )
 from pytriton_lite.repository.backends.ensemble import MIN_CONCURRENCY
-from pytriton_lite.repository.config import check_config, complete_config, initial_config, resolve_backend
+from pytriton_lite.repository.config import (
+    check_config,
+    complete_config,
+    initial_config,
+    output_labels,
+    resolve_backend,
+)
 from pytriton_lite.types import Request
 
 LOGGER = logging.getLogger("pytriton_lite.repository")
@@ -272,6 +278,8 @@ def build_model(prepared: Prepared, version: int, loaded: LoadedModel) -> Model:
     served = ModelConfigProto()
     served.CopyFrom(prepared.config)
     inputs, outputs = tensors(served)
+    labels = output_labels(served, prepared.source.directory)
+    outputs = [dataclasses.replace(t, labels=labels[t.name]) if t.name in labels else t for t in outputs]
     if not loaded.infer_funcs:
         raise ModelLoadError(f"backend '{prepared.backend_name}' returned no infer function for '{served.name}'")
     funcs = [reshaping(func, served) for func in loaded.infer_funcs]

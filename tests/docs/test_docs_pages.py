@@ -21,6 +21,8 @@ DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs"
 PAGES = ["quickstart.md", "binding.md", "grpc.md", "protocol.md", "testing.md", "operations.md", "limits.md"]
 PAGES += ["trace_logging.md"]
 PAGES += ["security.md"]
+PAGES += ["shared_memory.md"]
+PAGES += ["classification.md"]
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 

@@ -44,6 +44,7 @@ SERVER_CLIENT_EXAMPLES = [
     ServerClientExample("add_sub_python_with_optional"),
     ServerClientExample("docker"),  # its server.py, as the image runs it (the Dockerfile: tests/deploy)
     ServerClientExample("identity_python"),
+    ServerClientExample("image_classification"),  # a model repository: label_filename, FORMAT_NCHW, class_count
     ServerClientExample("linear_random_pytorch", requires="torch"),
     ServerClientExample("multi_instance"),
     ServerClientExample("multiple_models_python"),

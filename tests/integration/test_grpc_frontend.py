@@ -192,9 +192,13 @@ def test_statistics_and_repository_index(client):
 def test_unsupported_rpcs_answer_unimplemented(client):
     _expect_error("UNAVAILABLE", "explicit model load / unload is not allowed", client.load_model, "identity")
     _expect_error("UNAVAILABLE", "explicit model load / unload is not allowed", client.unload_model, "identity")
-    _expect_error("UNIMPLEMENTED", "shared memory is disabled", client.register_system_shared_memory, "r", "/k", 64)
-    _expect_error("UNIMPLEMENTED", "shared memory is disabled", client.unregister_system_shared_memory)
-    _expect_error("UNIMPLEMENTED", "shared memory is disabled", client.unregister_cuda_shared_memory)
+    # shared memory is served (tests/integration/test_shared_memory.py); CUDA IPC is refused
+    _expect_error(
+        "INVALID_ARGUMENT", "Unable to open shared memory", client.register_system_shared_memory, "r", "/k", 64
+    )
+    _expect_error(
+        "INVALID_ARGUMENT", "CUDA IPC is not implemented", client.register_cuda_shared_memory, "r", b"", 0, 64
+    )
     assert client.get_trace_settings(as_json=True)["settings"]["trace_level"]["value"] == ["OFF"]  # test_trace.py
     assert not client.get_system_shared_memory_status().regions
     assert not client.get_cuda_shared_memory_status().regions

@@ -286,7 +286,7 @@ def test_repository_index_and_shared_memory(client, raw):
     _error(raw.post("/v2/repository/other/index"), 501, "'repository_name' specification is not supported")
     assert client.get_system_shared_memory_status() == []
     assert client.get_cuda_shared_memory_status() == []
-    _expect_error("501", "Client shared memory is disabled", client.register_system_shared_memory, "r", "/k", 8)
+    _expect_error("400", "Unable to open shared memory region", client.register_system_shared_memory, "r", "/k", 8)
     _healthy(client)
 
 
@@ -973,6 +973,7 @@ class _PlaneForBoundary:
     """A data plane for the boundary tests: one plain model whose inference raises ``infer_error``."""
 
     server_id = "triton"
+    shared_memory = None  # no region registry: the codec refuses shared-memory tensors
 
     def __init__(self, infer_error=None):
         self.infer_error = infer_error

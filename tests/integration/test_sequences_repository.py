@@ -1,7 +1,7 @@
 """A repository model configured as Triton's example ``simple_sequence`` (START and READY int32 controls, no
-strategy given; here a python model, as the onnxruntime backend does not take sequence models yet) answers
-tritonclient's simple sequence clients as tritonserver does. An ONNX model with ``sequence_batching`` fails to
-load with a reason that says so."""
+strategy given; here a python model and the same graph in ONNX) answers
+tritonclient's simple sequence clients as tritonserver does. A TorchScript model with ``sequence_batching`` fails
+to load with a reason that says so."""
 
 from __future__ import annotations
 
@@ -83,12 +83,24 @@ def server(tmp_path_factory):
         yield triton
 
 
-def test_an_onnx_sequence_model_is_refused_with_its_reason(server):
+def test_python_and_onnx_sequence_models_load(server):
     with httpclient.InferenceServerClient(f"127.0.0.1:{server.http_port}") as client:
         rows = {row["name"]: row for row in client.get_model_repository_index()}
     assert rows["simple_sequence"]["state"] == "READY"
-    assert rows["onnx_sequence"]["state"] == "UNAVAILABLE"
-    assert "sequence batching is served for python-backend models only" in rows["onnx_sequence"]["reason"]
+    assert rows["onnx_sequence"]["state"] == "READY"  # START and READY are graph inputs the batcher fills
+
+
+def test_a_torchscript_sequence_model_is_refused_with_its_reason(tmp_path):
+    model = tmp_path / "torch_sequence"
+    (model / "1").mkdir(parents=True)
+    (model / "config.pbtxt").write_text(CONFIG.format(name="torch_sequence", backend='platform: "pytorch_libtorch"'))
+    (model / "1" / "model.pt").write_bytes(b"not read: the config is refused first")
+    config = TritonConfig(model_repository=tmp_path, allow_metrics=False, exit_on_error=False, strict_readiness=False)
+    with running_triton(config) as triton:
+        with httpclient.InferenceServerClient(f"127.0.0.1:{triton.http_port}") as client:
+            (row,) = client.get_model_repository_index()
+    assert row["state"] == "UNAVAILABLE"
+    assert "sequence batching is served for python-backend and onnxruntime models only" in row["reason"]
 
 
 def _expected(first: int, sign: int) -> List[int]:
@@ -104,8 +116,9 @@ def _inputs(module: Any, value: int) -> List[Any]:
 SEQUENCES: List[Any] = [(1000, [0] + VALUES, 0, 1), (1001, [100] + [-v for v in VALUES], 100, -1)]
 
 
+@pytest.mark.parametrize("model", ["simple_sequence", "onnx_sequence"])
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
-def test_the_sync_clients_flow(server, protocol):
+def test_the_sync_clients_flow(server, protocol, model):
     module = httpclient if protocol == "http" else grpcclient
     port = server.http_port if protocol == "http" else server.grpc_port
     string_id = str(uuid.uuid4())
@@ -114,7 +127,7 @@ def test_the_sync_clients_flow(server, protocol):
             out = []
             for count, value in enumerate(values, 1):
                 result = client.infer(
-                    "simple_sequence",
+                    model,
                     _inputs(module, value),
                     outputs=[module.InferRequestedOutput("OUTPUT")],
                     sequence_id=sequence_id,

@@ -10,6 +10,8 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -113,9 +115,49 @@ def test_status_page_can_be_turned_off(triton_server):
     assert _get(f"http://127.0.0.1:{triton.http_port}/status/data")[0] == 404
 
 
+# The browser runs in a child process: Playwright forks its driver and swaps event loops, neither of which may
+# meet this process's gRPC threads and serving loop (on Python 3.9 that broke later tests' event loops).
+BROWSER = r"""
+import json, sys
+from playwright.sync_api import sync_playwright
+
+url, chromium, screenshot = sys.argv[1:4]
+args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]
+live_figures = '''() => {
+    const row = document.querySelector('tr[data-model="double"]');
+    return row && Number(row.querySelector('td.rps').textContent) > 0
+        && Number(row.querySelector('td.requests').textContent) > 0
+        && row.querySelector('td.p50').textContent !== '\u2014'
+        && row.querySelectorAll('.bar').length > 0;
+}'''
+with sync_playwright() as playwright:
+    browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=args)
+    try:
+        page = browser.new_page()
+        page.goto(url)
+        row = page.locator('tr[data-model="double"]')
+        row.wait_for(timeout=30000)
+        first = {
+            "idle_rows": page.locator('tr[data-model="idle"]').count(),
+            "state": row.locator("td.state").get_attribute("data-state"),
+            "requests": row.locator("td.requests").inner_text(),
+            "server": page.locator("#server").inner_text(),
+        }
+        print(json.dumps(first), flush=True)
+        sys.stdin.readline()  # the test starts sending traffic
+        page.wait_for_function(live_figures, timeout=45000)
+        live = {"busy": row.locator("td.busy").inner_text(), "rps": row.locator("td.rps").inner_text()}
+        page.screenshot(path=screenshot, full_page=True)
+        print(json.dumps(live), flush=True)
+    finally:
+        browser.close()
+"""
+
+
 @pytest.mark.skipif(not pathlib.Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
 def test_page_in_a_real_browser_shows_models_and_live_figures(triton_server, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("playwright.sync_api")
     triton = triton_server(security_config=TritonSecurityConfig(access_token="tok"))
     _bind(triton, count=2)
     _bind(triton, name="idle")
@@ -123,57 +165,53 @@ def test_page_in_a_real_browser_shows_models_and_live_figures(triton_server, tmp
     sent = []
 
     def traffic():
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while not stop.is_set() and time.monotonic() < deadline and len(sent) < 5000:
             _send(triton, 10)
             sent.append(10)
 
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-            ],
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{triton.http_port}/status?token=tok&interval=300")
-            row = page.locator('tr[data-model="double"]')
-            row.wait_for(timeout=15000)
-            assert page.locator('tr[data-model="idle"]').count() == 1
-            assert row.locator("td.state").get_attribute("data-state") == "READY"
-            assert row.locator("td.requests").inner_text() == "0"
-            assert "auth: on" in page.locator("#server").inner_text()
-            worker = threading.Thread(target=traffic, daemon=True)
-            worker.start()
-            try:
-                page.wait_for_function(
-                    """() => {
-                        const row = document.querySelector('tr[data-model="double"]');
-                        return row && Number(row.querySelector('td.rps').textContent) > 0
-                            && Number(row.querySelector('td.requests').textContent) > 0
-                            && row.querySelector('td.p50').textContent !== '—'
-                            && row.querySelectorAll('.bar').length > 0;
-                    }""",
-                    timeout=20000,
-                )
-                busy = row.locator("td.busy").inner_text()
-                page.screenshot(path=str(tmp_path / "status.png"), full_page=True)
-                if os.environ.get("PYTRITON_LITE_SCREENSHOT"):
-                    shutil.copy(tmp_path / "status.png", os.environ["PYTRITON_LITE_SCREENSHOT"])
-            finally:
-                stop.set()
-                worker.join(timeout=30)
-        finally:
-            browser.close()
-    assert (tmp_path / "status.png").stat().st_size > 1000
+    screenshot = tmp_path / "status.png"
+    url = f"http://127.0.0.1:{triton.http_port}/status?token=tok&interval=300"
+    browser = subprocess.Popen(
+        [sys.executable, "-c", BROWSER, url, CHROMIUM, str(screenshot)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker = threading.Thread(target=traffic, daemon=True)
+    try:
+        assert browser.stdout is not None and browser.stdin is not None and browser.stderr is not None
+        line = browser.stdout.readline()
+        assert line, "the browser script printed nothing: " + browser.stderr.read()
+        first = json.loads(line)
+        assert first["idle_rows"] == 1
+        assert first["state"] == "READY"
+        assert first["requests"] == "0"
+        assert "auth: on" in first["server"]
+        worker.start()
+        browser.stdin.write("go\n")
+        browser.stdin.flush()
+        line = browser.stdout.readline()
+        assert line, "the browser script stopped: " + browser.stderr.read()
+        live = json.loads(line)
+        assert browser.wait(timeout=60) == 0
+    finally:
+        stop.set()
+        if worker.is_alive():
+            worker.join(timeout=30)
+        if browser.poll() is None:
+            browser.kill()
+            browser.wait(timeout=10)
+        for stream in (browser.stdin, browser.stdout, browser.stderr):
+            if stream is not None:
+                stream.close()
+    if os.environ.get("PYTRITON_LITE_SCREENSHOT"):
+        shutil.copy(screenshot, os.environ["PYTRITON_LITE_SCREENSHOT"])
+    assert screenshot.stat().st_size > 1000
+    assert float(live["rps"]) > 0
     # both instances with their busy share of the last interval, e.g. "#0 37% #1 12%"
+    busy = live["busy"]
     shares = dict(zip(busy.split()[0::2], busy.split()[1::2]))
     assert set(shares) == {"#0", "#1"}
     assert all(0 <= int(share.rstrip("%")) <= 100 for share in shares.values())

@@ -182,7 +182,7 @@ def test_a_step_starts_as_soon_as_its_inputs_are_there():
     # IN -> slow -> OUT1 and IN -> fast -> f -> after -> OUT2: "slow" finishes only once "after" has run,
     # so "after" must not wait for the slow branch
     context = FakeContext()
-    after_ran = asyncio.Event()
+    after_ran: Any = None  # an asyncio.Event made on the loop below (Python 3.9 binds it at construction)
 
     async def slow(request: InferenceRequest) -> Dict[str, np.ndarray]:
         await asyncio.wait_for(after_ran.wait(), 5)

@@ -10,7 +10,7 @@ from tritonclient.grpc import service_pb2
 from tritonclient.grpc._infer_result import InferResult
 from tritonclient.utils import serialize_byte_tensor
 
-from pytriton_lite.exceptions import InvalidArgumentError, UnsupportedError
+from pytriton_lite.exceptions import InvalidArgumentError
 from pytriton_lite.protocol import grpc_codec, stats_json
 from pytriton_lite.types import InferenceResponse
 
@@ -151,11 +151,15 @@ def test_duplicate_input_and_output():
         grpc_codec.decode_infer_request(message)
 
 
-def test_output_classification_and_shared_memory_refused():
+def test_output_classification_counts_and_shared_memory_refused():
     message = _raw_request(A=_sample("FP32"))
     message.outputs.add(name="OUT").parameters["classification"].int64_param = 2
-    with pytest.raises(UnsupportedError, match="classification"):
-        grpc_codec.decode_infer_request(message)
+    message.outputs.add(name="RAW")
+    assert grpc_codec.decode_infer_request(message).requested_outputs == ["OUT", "RAW"]
+    assert grpc_codec.classification_counts(message) == {"OUT": 2}
+    message.outputs[1].parameters["classification"].string_param = "two"
+    with pytest.raises(InvalidArgumentError, match="unable to parse 'classification' for output 'RAW'"):
+        grpc_codec.classification_counts(message)
     message = _raw_request(A=_sample("FP32"))
     message.inputs[0].parameters["shared_memory_region"].string_param = "region0"
     with pytest.raises(InvalidArgumentError, match="region0"):

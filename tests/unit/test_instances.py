@@ -257,3 +257,73 @@ def test_reject_deadline_fires_while_the_instance_is_busy(loop):
     finally:
         gate.set()
         _stop(plane)
+
+
+def test_sync_and_async_calls_alternate_on_one_thread(loop):
+    """The thread switches between blocking on its queue (sync) and running its loop (async) without losing a
+    batch: each call finishes, on the same thread; an async call always runs on the instance loop."""
+    seen: List[Any] = []
+
+    def infer(requests):
+        if requests[0]["x"][0] > 0:  # odd calls are sync, even calls return a coroutine
+            seen.append(("sync", threading.get_ident(), None))
+            return [{"y": r["x"]} for r in requests]
+
+        async def later():
+            seen.append(("async", threading.get_ident(), asyncio.get_running_loop() is not None))
+            await asyncio.sleep(0)
+            return [{"y": r["x"]} for r in requests]
+
+        return later()
+
+    plane = _plane(loop, infer, ModelConfig(batching=False))
+    try:
+
+        async def alternate():
+            for index in range(60):
+                sign = 1.0 if index % 2 else -1.0
+                request = InferenceRequest("m", inputs={"x": np.full(2, sign, np.float32)})
+                response = await asyncio.wait_for(plane.infer(request), 10)
+                assert response.outputs["y"].tolist() == [sign, sign]
+
+        loop.run_until_complete(alternate())
+    finally:
+        _stop(plane)
+    assert len(seen) == 60 and len({ident for _, ident, _ in seen}) == 1
+    assert all(running for kind, _, running in seen if kind == "async")
+
+
+def test_a_batch_handed_over_while_a_stream_runs_starts_at_once(loop):
+    """An async generator frees its instance and streams on the instance loop; the next batch, handed to the
+    same instance meanwhile, must run there at once (the hand-off wakes the running loop)."""
+    second_started = threading.Event()
+
+    async def streams(requests):
+        if requests[0]["x"][0] > 0:
+            second_started.set()
+            yield [{"y": r["x"]} for r in requests]
+            return
+        for _ in range(500):  # the first stream waits (at most 5 s) until the second one has started
+            if second_started.is_set():
+                break
+            await asyncio.sleep(0.01)
+        yield [{"y": r["x"] * 0 + float(second_started.is_set())} for r in requests]
+
+    plane = _plane(loop, streams, ModelConfig(batching=False, decoupled=True))
+    try:
+
+        async def both():
+            async def collect(sign):
+                request = InferenceRequest("m", inputs={"x": np.full(2, sign, np.float32)})
+                return [r.outputs["y"].tolist() async for r in plane.infer_stream(request)]
+
+            first = asyncio.ensure_future(collect(-1.0))
+            await asyncio.sleep(0.05)  # the first stream is running on the instance loop
+            second = await collect(1.0)
+            return await first, second
+
+        first, second = loop.run_until_complete(asyncio.wait_for(both(), 30))
+        assert second == [[1.0, 1.0]]
+        assert first == [[1.0, 1.0]]  # the second stream started while the first waited
+    finally:
+        _stop(plane)

@@ -173,4 +173,12 @@ def test_httptools_protocol_internals_the_hardened_protocol_drives():
     source = inspect.getsource(RequestResponseCycle.__init__)
     for attribute in ("self.disconnected", "self.keep_alive", "self.response_started", "self.response_complete"):
         assert attribute in source, attribute
-    assert {"resume_reading", "pause_reading", "read_paused"} <= set(dir(FlowControl(None)))  # type: ignore[arg-type]
+
+    async def flow_attributes() -> set:
+        return set(dir(FlowControl(None)))  # type: ignore[arg-type]  # its asyncio.Event needs a loop on Python 3.9
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert {"resume_reading", "pause_reading", "read_paused"} <= loop.run_until_complete(flow_attributes())
+    finally:
+        loop.close()

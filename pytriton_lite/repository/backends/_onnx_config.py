@@ -140,6 +140,9 @@ def validate(
 ) -> None:
     """Check config.pbtxt's inputs and outputs against the graph (Triton's ``ValidateInputs/Outputs``)."""
     name = model
+    # a sequence model's control inputs (START, READY, ...) are graph inputs the batcher fills, not config inputs
+    controls = {c.name for c in config.sequence_batching.control_input}
+    inputs = {k: v for k, v in inputs.items() if k not in controls}
     expected = sum(1 for i in config.input if not i.optional)
     if len(inputs) != expected:
         raise ModelLoadError(

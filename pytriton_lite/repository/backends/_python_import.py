@@ -17,9 +17,12 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import itertools
+import os
 import pathlib
+import pkgutil
 import re
 import sys
+import sysconfig
 import threading
 import types
 from typing import Any, Dict, Optional, Sequence
@@ -27,7 +30,20 @@ from typing import Any, Dict, Optional, Sequence
 from pytriton_lite.pb_utils._bls import MODEL_PACKAGE
 
 _ORIGINAL_IMPORT = builtins.__import__
-_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
+
+
+def _stdlib_names() -> frozenset:
+    """The standard library's top-level names (``sys.stdlib_module_names`` from 3.10; on 3.9, read off its folders)."""
+    names = getattr(sys, "stdlib_module_names", None)
+    if names is not None:
+        return frozenset(names)
+    stdlib = sysconfig.get_paths()["stdlib"]
+    found = set(sys.builtin_module_names)
+    found.update(info.name for info in pkgutil.iter_modules([stdlib, os.path.join(stdlib, "lib-dynload")]))
+    return frozenset(found)
+
+
+_STDLIB = _stdlib_names()
 _COUNTER = itertools.count()
 _LOCK = threading.Lock()
 _NAMESPACES: Dict[str, Namespace] = {}
