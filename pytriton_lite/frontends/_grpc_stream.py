@@ -18,9 +18,10 @@ import grpc
 
 from pytriton_lite._echo import echo
 from pytriton_lite.core.api import DataPlane
-from pytriton_lite.exceptions import PyTritonError
+from pytriton_lite.exceptions import InvalidArgumentError, PyTritonError
 from pytriton_lite.frontends._grpc_guard import MAX_MESSAGE_SIZE, Malformed
 from pytriton_lite.protocol import grpc_codec
+from pytriton_lite.protocol import shm as shm_codec
 from pytriton_lite.protocol.classification import classify_response
 from pytriton_lite.types import InferenceRequest
 
@@ -146,9 +147,16 @@ class StreamInfer:
             try:
                 if isinstance(message, Malformed):  # fails this message only; the stream goes on
                     raise message.error()
-                request = grpc_codec.decode_infer_request(message, raw, forwarded)
+                shm = self._dataplane.shared_memory  # inputs read from / outputs written to registered regions
+                request = grpc_codec.decode_infer_request(message, raw, forwarded, shm)
                 counts = grpc_codec.classification_counts(message)
+                targets = grpc_codec.shm_outputs(message) if message.outputs else {}
                 model = self._dataplane.model(request.model_name, request.model_version)
+                if targets and model.decoupled:
+                    raise InvalidArgumentError(
+                        f"shared memory outputs are not supported for the decoupled model '{echo(model.name)}': "
+                        "its responses are streamed, each would overwrite the region"
+                    )
             except Exception as exc:  # noqa: BLE001
                 await self._emit_in_order(previous, out, self._stream_error(exc, model_name, model_version, request_id))
                 return
@@ -160,7 +168,8 @@ class StreamInfer:
                 response = await self._dataplane.infer(request)
                 if counts:
                     response = classify_response(response, counts, model)
-                item: Any = self._fits(grpc_codec.serialize_stream_response(response, final=True))
+                in_shm = shm_codec.write_outputs(shm, response, targets) if targets else ()
+                item: Any = self._fits(grpc_codec.serialize_stream_response(response, final=True, in_shm=in_shm))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001

@@ -462,9 +462,10 @@ def serialize_infer_response(
     return b"".join(parts)
 
 
-def serialize_stream_response(response: InferenceResponse, final: bool) -> bytes:
-    """Wire bytes of a ModelStreamInferResponse carrying ``response`` (``triton_final_response=final``)."""
-    parts, size = _infer_response_parts(response, final)
+def serialize_stream_response(response: InferenceResponse, final: bool, in_shm: Container[str] = ()) -> bytes:
+    """Wire bytes of a ModelStreamInferResponse carrying ``response`` (``triton_final_response=final``); outputs
+    ``in_shm`` (written into shared memory) get an empty raw entry."""
+    parts, size = _infer_response_parts(response, final, in_shm)
     return b"".join([_STREAM_INFER_RESPONSE_TAG + _varint(size)] + parts)
 
 

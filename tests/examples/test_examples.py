@@ -328,7 +328,10 @@ def test_vllm_style_with_curl(example_server) -> None:
     assert "Traceback" not in server.output, server.output
 
 
-OWN_TEST_MODULES = {"model_repository": "test_model_repository_example.py"}
+OWN_TEST_MODULES = {
+    "model_repository": "test_model_repository_example.py",
+    "triton_client_examples": "test_triton_client_examples.py",
+}
 
 
 def test_every_example_is_exercised() -> None:

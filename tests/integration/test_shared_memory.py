@@ -378,3 +378,40 @@ def test_raw_http_bodies_and_statuses(server, regions):
         assert "system_shared_memory" in raw.get("/v2").json()["extensions"]
         assert raw.post(f"{base}/unregister").status_code == 200
         assert raw.get(f"{base}/status").json() == []
+
+
+def test_the_grpc_stream_reads_and_writes_shared_memory(server, regions):
+    import queue
+
+    in_key, in_handle = regions(128)
+    out_key, out_handle = regions(128)
+    a, b = np.arange(16, dtype=np.int32), np.full(16, 5, dtype=np.int32)
+    shm.set_shared_memory_region(in_handle, [a, b])
+    shm.set_shared_memory_region(out_handle, [np.zeros(32, dtype=np.int32)])  # so that the check can fail
+    client = _client(server, "grpc")
+    client.register_system_shared_memory("in", in_key, 128)
+    client.register_system_shared_memory("out", out_key, 128)
+    results: queue.Queue = queue.Queue()
+    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    try:
+        inputs, outputs = _simple_inputs_outputs(grpcclient, "in", "out")
+        client.async_stream_infer("simple", inputs, outputs=outputs, request_id="shm")
+        result, error = results.get(timeout=WAIT_S)
+        assert error is None, error
+        assert result.get_response().id == "shm"
+        np.testing.assert_array_equal(shm.get_contents_as_numpy(out_handle, np.int32, [16]), a + b)
+        np.testing.assert_array_equal(shm.get_contents_as_numpy(out_handle, np.int32, [16], offset=64), a - b)
+        # a region too small for an output fails that request only; the stream goes on
+        inputs, outputs = _simple_inputs_outputs(grpcclient, "in", "out")
+        outputs[0].set_shared_memory("out", 8)
+        client.async_stream_infer("simple", inputs, outputs=outputs, request_id="small")
+        result, error = results.get(timeout=WAIT_S)
+        assert result is None and "should be at least 64 bytes" in str(error)
+        inputs, outputs = _simple_inputs_outputs(grpcclient, "in", "out")
+        client.async_stream_infer("simple", inputs, outputs=outputs, request_id="again")
+        result, error = results.get(timeout=WAIT_S)
+        assert error is None and result.get_response().id == "again"
+    finally:
+        client.stop_stream()
+        client.unregister_system_shared_memory()
+        client.close()

@@ -55,9 +55,13 @@ def _cycle(transport: _Transport, *, keep_alive: bool, method: str = "POST") -> 
 @pytest.mark.parametrize("keep_alive", [True, False])
 def test_respond_writes_head_and_body_once(keep_alive):
     transport = _Transport()
-    cycle, done = _cycle(transport, keep_alive=keep_alive)
-    body = [b'{"a":', memoryview(b"1}")]
-    asyncio.run(cycle.respond(200, [(b"content-type", b"application/json")], body))
+
+    async def run() -> tuple:
+        cycle, done = _cycle(transport, keep_alive=keep_alive)  # built on the running loop (Python 3.9 Event)
+        await cycle.respond(200, [(b"content-type", b"application/json")], [b'{"a":', memoryview(b"1}")])
+        return cycle, done
+
+    cycle, done = asyncio.run(run())
     assert len(transport.writes) == 1
     head, _, payload = transport.writes[0].partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
@@ -68,22 +72,25 @@ def test_respond_writes_head_and_body_once(keep_alive):
     assert cycle.response_complete and done == [True] and transport.closed is (not keep_alive)
 
 
+async def _respond(transport: _Transport, body: list, *, method: str = "POST", gone: bool = False) -> list:
+    cycle, done = _cycle(transport, keep_alive=True, method=method)
+    cycle.disconnected = gone
+    await cycle.respond(200, [], body)
+    return done
+
+
 def test_respond_to_head_and_large_bodies():
     transport = _Transport()
-    cycle, _ = _cycle(transport, keep_alive=True, method="HEAD")
-    asyncio.run(cycle.respond(200, [], [b"abc"]))
+    asyncio.run(_respond(transport, [b"abc"], method="HEAD"))
     assert transport.writes == [b"HTTP/1.1 200 OK\r\nserver: uvicorn\r\ncontent-length: 3\r\n\r\n"]
 
     transport = _Transport()
-    cycle, _ = _cycle(transport, keep_alive=True)
     big = b"x" * (_JOIN_MAX + 1)
-    asyncio.run(cycle.respond(200, [], [big]))
+    asyncio.run(_respond(transport, [big]))
     assert transport.writes[1:] == [big] and transport.writes[0].endswith(b"content-length: %d\r\n\r\n" % len(big))
 
 
 def test_respond_to_a_client_that_left_writes_nothing():
     transport = _Transport()
-    cycle, done = _cycle(transport, keep_alive=True)
-    cycle.disconnected = True
-    asyncio.run(cycle.respond(200, [], [b"abc"]))
+    done = asyncio.run(_respond(transport, [b"abc"], gone=True))
     assert transport.writes == [] and done == []
