@@ -51,7 +51,11 @@ def loopback_config(config: Optional[TritonConfig] = None, model_repository: Any
     ``model_repository``, when given, as the repository to serve)."""
     values = config.to_dict() if config is not None else {}
     if model_repository is not None:
-        values["model_repository"] = pathlib.Path(model_repository)
+        values["model_repository"] = (
+            [pathlib.Path(p) for p in model_repository]
+            if isinstance(model_repository, (list, tuple))
+            else pathlib.Path(model_repository)
+        )
     for key, value in (
         ("http_address", LOOPBACK),
         ("grpc_address", LOOPBACK),

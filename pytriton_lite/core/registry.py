@@ -111,6 +111,12 @@ class Registry:
         versions = self._by_name.get(name)
         if not versions:
             raise self._not_found(name)
+        if not version and len(versions) == 1:
+            # the common case, on every request: one version, which any policy but "specific" selects
+            (entry,) = versions.values()
+            policy = entry.model.served.version_policy.WhichOneof("policy_choice")
+            if entry.state is ModelState.READY and policy != "specific":
+                return entry
         if not version:
             served = self.served(name)
             if served:

@@ -558,3 +558,15 @@ def test_metric_family_rules_as_triton():
     assert histogram.Metric(labels={}, buckets=[]) is not None
     with pytest.raises(pb_utils.TritonModelException, match="invalid metric family name"):
         pb_utils.MetricFamily("bad name", "x", pb_utils.MetricFamily.GAUGE)
+
+
+def test_the_pytest_plugin_serves_several_repositories(triton_server, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    write_model(first, "one", COUNTING, COUNTING_CONFIG)
+    write_model(second, "two", COUNTING, COUNTING_CONFIG)
+    triton = triton_server(model_repository=[first, second])
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{triton.http_port}")
+    try:
+        assert client.is_model_ready("one") and client.is_model_ready("two")
+    finally:
+        client.close()
