@@ -19,6 +19,9 @@ fi
 "$VPY" -m ruff check pytriton_lite tests examples bench
 "$VPY" -m ruff format --check pytriton_lite tests examples bench
 "$VPY" -m mypy
+# Python 3.9's subprocess forks without vfork, so grpc's fork handlers run in children started while the
+# servers' gRPC threads are busy and can abort them; the tests never use grpc in a forked child
+export GRPC_ENABLE_FORK_SUPPORT="${GRPC_ENABLE_FORK_SUPPORT:-false}"
 set +e
 if [ "$#" -eq 0 ]; then
     # coverage run (not pytest-cov): the pytest plugin imports the package before pytest-cov would start

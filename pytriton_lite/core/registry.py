@@ -113,10 +113,10 @@ class Registry:
             raise self._not_found(name)
         if not version and len(versions) == 1:
             # the common case, on every request: one version, which any policy but "specific" selects
-            (entry,) = versions.values()
-            policy = entry.model.served.version_policy.WhichOneof("policy_choice")
-            if entry.state is ModelState.READY and policy != "specific":
-                return entry
+            (only,) = versions.values()
+            policy = only.model.served.version_policy.WhichOneof("policy_choice")
+            if only.state is ModelState.READY and policy != "specific":
+                return only
         if not version:
             served = self.served(name)
             if served:

@@ -303,3 +303,16 @@ def test_limits_come_from_triton_config_and_its_environment(monkeypatch):
     assert defaults.max_connections == default_max_connections() <= 1000
     with pytest.raises(ValueError, match="header_timeout_s must be a positive number"):
         HttpLimits.from_triton_config(TritonConfig(http_header_timeout_secs=0))
+
+
+def test_a_request_asking_to_close_gets_its_answer_and_the_close(triton_server):
+    calls = Calls()
+    triton = _server(triton_server, calls)
+    body = _json_body(4)
+    with _connect(triton) as sock:
+        sock.sendall(_infer_head(len(body), b"Connection: keep-alive, Close\r\n") + body)
+        head, _, payload = _read_all(sock).partition(b"\r\n\r\n")  # returns only once the server closed
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"connection: close" in head.lower()
+    assert json.loads(payload)["outputs"]
+    assert calls.count == 1
