@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
@@ -123,6 +123,8 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         self._has_cycle = True
         self.cycle.__class__ = _Cycle  # uvicorn builds its own class; ours only adds respond()
+        if not self.parser.should_keep_alive():
+            self.cycle.keep_alive = False  # a request's Connection: close (uvicorn < 0.40 ignores it)
 
     def on_body(self, body: bytes) -> None:
         if self._refused:
@@ -235,8 +237,6 @@ class _Cycle(RequestResponseCycle):
             return  # as uvicorn: a response to a client that left is dropped
         if self.response_started:
             raise RuntimeError("respond() after the response was started")
-        if self.keep_alive and _asks_to_close(self.scope.get("headers", ())):
-            self.keep_alive = False  # uvicorn < 0.40 does not read the request's Connection: close itself
         self.response_started = True
         self.waiting_for_100_continue = False
         length = sum(memoryview(chunk).nbytes for chunk in body)
@@ -263,14 +263,6 @@ class _Cycle(RequestResponseCycle):
         if not self.keep_alive:
             self.transport.close()
         self.on_response()
-
-
-def _asks_to_close(headers: Iterable[Tuple[bytes, bytes]]) -> bool:
-    """The request carries ``Connection: close`` (a token list, any case)."""
-    for name, value in headers:
-        if name == b"connection" and b"close" in [token.strip() for token in value.lower().split(b",")]:
-            return True
-    return False
 
 
 _refusals = [0.0, 0]  # (when last logged, refusals since): a flood of refusals is logged every 10 s at most

@@ -167,6 +167,7 @@ def test_httptools_protocol_internals_the_hardened_protocol_drives():
     for name in ("parser", "cycle", "pipeline", "flow", "connections", "headers", "url", "loop",
                  "timeout_keep_alive_task"):  # fmt: skip
         assert hasattr(protocol, name) or name == "url", name  # url appears with the first request
+    assert callable(protocol.parser.should_keep_alive)  # read after the head: a request's Connection: close
     protocol.loop.close()
     cycle_init = inspect.signature(RequestResponseCycle.__init__).parameters
     assert {"message_event", "keep_alive", "flow"} <= set(cycle_init)
