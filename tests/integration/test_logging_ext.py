@@ -33,22 +33,6 @@ INITIAL = {
 }
 
 
-@pytest.fixture
-def clients():
-    """``clients(triton)`` -> (HTTP client, gRPC client), both closed when the test ends."""
-    made = []
-
-    def make(triton):
-        http = httpclient.InferenceServerClient(triton.http_url[len("http://") :])
-        grpc_client = grpcclient.InferenceServerClient(triton.grpc_url[len("grpc://") :])
-        made.extend([http, grpc_client])
-        return http, grpc_client
-
-    yield make
-    for client in made:
-        client.close()
-
-
 def _grpc_expected(settings):
     message = grpcclient.service_pb2.LogSettingsResponse()
     kinds = {bool: "boolParam", int: "uint32Param", str: "stringParam"}
