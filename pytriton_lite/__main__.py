@@ -105,6 +105,13 @@ def _add_serve(sub: Any) -> None:
     cmd.add_argument("--log-verbose", type=int, default=0, metavar="N")
     cmd.add_argument("--trace-config", action="append", default=None, metavar="[MODE,]SETTING=VALUE")
     cmd.add_argument("--exit-timeout-secs", type=int, default=30, metavar="N")
+    cmd.add_argument(
+        "--frontend-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="parse and encode HTTP and gRPC in N worker processes (0: in the serving process); docs/scaling.md",
+    )
     cmd.add_argument("--http-max-input-size", type=int, default=None, metavar="BYTES", help="default 64 MiB")
     cmd.add_argument("--metrics-config", action="append", default=None, metavar="KEY=VALUE")
     cmd.add_argument("--metrics-interval-ms", type=int, default=None, metavar="MS")
@@ -177,6 +184,7 @@ def serve(args: argparse.Namespace) -> int:
         allow_cpu_metrics=args.allow_cpu_metrics,
         allow_gpu_metrics=args.allow_gpu_metrics,
         exit_timeout_secs=args.exit_timeout_secs,
+        frontend_workers=args.frontend_workers,
         id=args.id,
         http_restricted_api=";".join(args.http_restricted_api) if args.http_restricted_api else None,
         grpc_restricted_protocol=";".join(args.grpc_restricted_protocol) if args.grpc_restricted_protocol else None,

@@ -33,12 +33,13 @@ class _VertexAi:
         return VertexAiFrontend.from_triton_config(dataplane, config, v2_app)
 
 
-def frontend_specs(cfg: TritonConfig) -> List[Tuple[str, Any, int]]:
-    """(kind, builder, requested port) of every front end the config asks for."""
+def frontend_specs(cfg: TritonConfig, in_workers: bool = False) -> List[Tuple[str, Any, int]]:
+    """(kind, builder, requested port) of every front end the config asks for in this process (``in_workers``:
+    HTTP and gRPC are served by front-end worker processes instead)."""
     specs: List[Tuple[str, Any, int]] = []
-    if cfg.allow_http is not False:
+    if cfg.allow_http is not False and not in_workers:
         specs.append(("http", HttpFrontend, cfg.http_port if cfg.http_port is not None else DEFAULT_HTTP_PORT))
-    if cfg.allow_grpc is not False:
+    if cfg.allow_grpc is not False and not in_workers:
         specs.append(("grpc", GrpcFrontend, cfg.grpc_port if cfg.grpc_port is not None else DEFAULT_GRPC_PORT))
     if cfg.allow_metrics is not False:
         port = cfg.metrics_port if cfg.metrics_port is not None else DEFAULT_METRICS_PORT
@@ -53,12 +54,14 @@ async def start_frontends(
     config: TritonConfig,
     api_keys: Any,
     status_page: Optional[Callable[[], Any]],
+    in_workers: bool = False,
 ) -> List[Tuple[str, Any]]:
     """Build every front end, then start them; (kind, front end) of each, or PyTritonError naming busy ports."""
     started: List[Tuple[str, Any]] = []
     busy: List[str] = []
     # all built before any starts: a configuration error then leaves no port open
-    built = [(kind, port, cls.from_triton_config(dataplane, config)) for kind, cls, port in frontend_specs(config)]
+    specs = frontend_specs(config, in_workers)
+    built = [(kind, port, cls.from_triton_config(dataplane, config)) for kind, cls, port in specs]
     for kind, port, frontend in built:
         if api_keys is not None:
             frontend.require_api_keys(api_keys)

@@ -214,6 +214,9 @@ class TritonConfig:
     cache_config: Optional[List[str]] = None
     cache_directory: Optional[str] = None
     buffer_manager_thread_count: Optional[int] = None
+    # pytriton_lite: HTTP and gRPC parsed, checked and encoded in this many worker processes (docs/scaling.md);
+    # 0 or None = in the serving process, as before
+    frontend_workers: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.allow_http not in (True, None) and self.allow_grpc not in (True, None):
@@ -256,6 +259,16 @@ class TritonConfig:
         values = base.to_dict()
         values.update(self.to_dict())
         return TritonConfig(**values)
+
+
+def frontend_worker_count(config: TritonConfig) -> int:
+    """``config.frontend_workers`` checked: a whole number >= 0 (None = 0)."""
+    value = config.frontend_workers
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PyTritonValidationError(f"frontend_workers must be a whole number >= 0, got {value!r}")
+    return value
 
 
 def _field_names() -> List[str]:

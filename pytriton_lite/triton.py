@@ -29,6 +29,7 @@ from pytriton_lite.config import (
     TritonLifecyclePolicy,
     TritonSecurityConfig,
     VertextAILifecyclePolicy,
+    frontend_worker_count,
 )
 from pytriton_lite.core.cache import parse_cache_config
 from pytriton_lite.core.dataplane import InProcessDataPlane
@@ -67,6 +68,9 @@ def _local(address: Optional[str]) -> str:
     return "127.0.0.1" if address in (None, "", "0.0.0.0", "::") else str(address)
 
 
+_WORKER_GRACE_S = 5.0  # what front-end workers get to finish their requests at stop
+
+
 class Triton:
     """PyTriton's ``Triton``: ``bind`` models, then ``run()`` (background) or ``serve()`` (blocking)."""
 
@@ -97,6 +101,7 @@ class Triton:
         self._dataplane: Optional[InProcessDataPlane] = None
         self._repository: Any = None  # repository.control.ModelRepository when config.model_repository is set
         self._frontends: List[Any] = []
+        self._workers: Any = None  # workers.hub.WorkerHub with frontend_workers > 0
         self._status_app: Any = None  # frontends.status.StatusPage, built on the first /status request
         self._started_at = time.time()
         self._pending: List[Model] = []
@@ -234,7 +239,7 @@ class Triton:
         if not self._stopped:
             return
         self._stopped = False
-        self._dataplane, self._repository, self._frontends = None, None, []
+        self._dataplane, self._repository, self._frontends, self._workers = None, None, [], None
         self._status_app = None
         self.http_port = self.grpc_port = self.metrics_port = self.vertex_ai_port = None
         atexit.register(self._atexit)
@@ -465,10 +470,30 @@ class Triton:
     async def _start_frontends(self) -> None:
         assert self._dataplane is not None
         status = self._status_page if self._config.allow_status_page is not False else None
-        started = await start_frontends(self._dataplane, self._config, self._api_keys, status)
+        workers = frontend_worker_count(self._config)
+        started = await start_frontends(self._dataplane, self._config, self._api_keys, status, in_workers=workers > 0)
         for kind, frontend in started:
             setattr(self, f"{kind}_port", frontend.port)
         self._frontends = [frontend for _, frontend in started]
+        if workers > 0:
+            from pytriton_lite.workers.hub import WorkerHub
+
+            hub = WorkerHub(
+                self._dataplane,
+                self._config,
+                workers,
+                api_keys=self._api_keys,
+                status_info=self._status_info if status is not None else None,
+                http=self._config.allow_http is not False,
+                grpc=self._config.allow_grpc is not False,
+            )
+            try:
+                await hub.start()
+            except BaseException:
+                await bounded([f.stop() for f in self._frontends], HUNG_EXIT_S, "stopping the front ends")
+                raise
+            self._workers = hub
+            self.http_port, self.grpc_port = hub.http_port, hub.grpc_port
 
     def _status_page(self) -> Any:
         """The /status app, built on its first request (starlette is imported only then)."""
@@ -502,7 +527,10 @@ class Triton:
             LOGGER.warning("Requests still running after exit_timeout_secs=%s; closing anyway", timeout)
         self._dataplane.alive = False
         # after a failed drain the requests left are hung: the front ends get a short bound, not their grace
-        await bounded([f.stop() for f in self._frontends], None if drained else HUNG_EXIT_S, "stopping the front ends")
+        stops = [f.stop() for f in self._frontends]
+        if self._workers is not None:  # workers finish what they serve, then exit
+            stops.append(self._workers.stop(_WORKER_GRACE_S if drained else HUNG_EXIT_S))
+        await bounded(stops, None if drained else HUNG_EXIT_S + 1.0, "stopping the front ends")
         self._dataplane.stop_models()
         self._dataplane.trace.close()  # traces still buffered go to the trace file
         self._dataplane.log.release()
@@ -537,6 +565,8 @@ class Triton:
 
         async def ready() -> None:
             dataplane.set_state(model.name, model.version, ModelState.READY)
+            if self._workers is not None:  # every front-end worker serves it once bind/run returns
+                await self._workers.sync()
 
         self._call(ready(), _START_TIMEOUT_S)
         base = f"/v2/models/{model.name}"

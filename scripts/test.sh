@@ -29,6 +29,14 @@ if [ "$#" -eq 0 ]; then
     "$VPY" -m coverage run -m pytest -q -p no:cacheprovider
     rc=$?
     if [ "$rc" -eq 0 ]; then
+        # the integration suite again, every server with its HTTP and gRPC in two front-end worker processes
+        # (docs/scaling.md); tests marked in_process look inside the serving process and are skipped then
+        echo "integration suite with frontend_workers=2"
+        PYTRITON_TRITON_CONFIG_FRONTEND_WORKERS=2 "$VPY" -m coverage run -m pytest -q -p no:cacheprovider tests/integration
+        rc=$?
+    fi
+    if [ "$rc" -eq 0 ]; then
+        "$VPY" -m coverage combine -q  # this process's data and its children's (pyproject: patch = subprocess)
         "$VPY" -m coverage report  # fails under the floor in pyproject.toml
         rc=$?
     fi

@@ -51,6 +51,8 @@ class HttpLimits:
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE
     max_body_size: Optional[int] = DEFAULT_MAX_INPUT_SIZE
     offload_bytes: int = DEFAULT_OFFLOAD_BYTES
+    # the server-wide connection cap a refusal names when front-end workers split it (None: max_connections)
+    announced_connections: Optional[int] = None
 
     def __post_init__(self) -> None:
         for name in ("keepalive_timeout_s", "header_timeout_s", "body_timeout_s"):
@@ -64,19 +66,28 @@ class HttpLimits:
             raise ValueError(f"HTTP offload size must be >= 0, got {self.offload_bytes}")
 
     @classmethod
-    def from_triton_config(cls, config: Any) -> HttpLimits:
-        """The ``http_*`` limit fields of a ``TritonConfig`` (read with getattr; None keeps the default)."""
+    def from_triton_config(cls, config: Any, workers: int = 1) -> HttpLimits:
+        """The ``http_*`` limit fields of a ``TritonConfig`` (read with getattr; None keeps the default).
+
+        ``workers`` > 1: this is one of that many front-end workers, so a configured connection cap is split
+        between them (rounded up); the default cap, from this process's open-file limit, is not."""
 
         def pick(field: str, default: Any) -> Any:
             value = getattr(config, field, None)
             return default if value is None else value
 
         max_input = pick("http_max_input_size", DEFAULT_MAX_INPUT_SIZE)
+        configured = getattr(config, "http_max_connections", None)
+        max_connections = int(configured) if configured is not None else default_max_connections()
+        announced = None
+        if configured is not None and workers > 1:
+            max_connections, announced = -(-int(configured) // workers), int(configured)
         return cls(
             keepalive_timeout_s=float(pick("http_keepalive_timeout_secs", DEFAULT_KEEPALIVE_TIMEOUT_S)),
             header_timeout_s=float(pick("http_header_timeout_secs", DEFAULT_HEADER_TIMEOUT_S)),
             body_timeout_s=float(pick("http_body_timeout_secs", DEFAULT_BODY_TIMEOUT_S)),
-            max_connections=int(pick("http_max_connections", default_max_connections())),
+            max_connections=max_connections,
+            announced_connections=announced,
             max_header_size=int(pick("http_max_header_size", DEFAULT_MAX_HEADER_SIZE)),
             max_body_size=int(max_input) if max_input else None,
             offload_bytes=int(pick("http_offload_bytes", DEFAULT_OFFLOAD_BYTES)),

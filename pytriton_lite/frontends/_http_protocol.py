@@ -62,7 +62,8 @@ class HardenedHttpProtocol(HttpToolsProtocol):
         limits = self.limits
         if len(self.connections) > limits.max_connections:
             _log_refusal(limits.max_connections)
-            message = f"the server has reached its limit of {limits.max_connections} open connections; retry later"
+            limit = limits.announced_connections or limits.max_connections
+            message = f"the server has reached its limit of {limit} open connections; retry later"
             self._refuse(503, message, linger_s=0.25)
             return
         # uvicorn arms this only after a response: a client that never sends a byte would stay for ever

@@ -46,8 +46,10 @@ _COMMON_OPTIONS = {
 }
 
 
-def bind(host: str, port: int, backlog: int) -> socket.socket:
-    """A listening, non-blocking socket; port 0 picks a free one; a busy port raises OSError(EADDRINUSE)."""
+def bind(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
+    """A listening, non-blocking socket; port 0 picks a free one; a busy port raises OSError(EADDRINUSE).
+
+    ``reuse_port``: SO_REUSEPORT, for front-end workers that share a port their serving process reserved."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, _, _, _, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -55,6 +57,8 @@ def bind(host: str, port: int, backlog: int) -> socket.socket:
         if sys.platform != "win32":
             # lets a restarted server reuse a port in TIME_WAIT; never lets two listeners share it on POSIX
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind(address)
@@ -152,10 +156,11 @@ class EmbeddedServer:
         self.server: Optional[_OwnedServer] = None
         self._socket: Optional[socket.socket] = None
         self._main: Optional[asyncio.Task] = None
+        self.reuse_port = False  # front-end workers listen on one port together (workers/hub.py reserves it)
 
     def _bind(self) -> socket.socket:
         try:
-            return bind(self.host, self.requested_port, self.backlog)
+            return bind(self.host, self.requested_port, self.backlog, self.reuse_port)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 where = f"{self.host}:{self.requested_port}"

@@ -345,7 +345,6 @@ class GrpcFrontend:
         self.limits = limits or GrpcLimits()
         self.servicer.max_send_message_size = self.limits.max_send_message_size
         options = server_options(self.limits)  # connections, timeouts, message sizes (_grpc_guard)
-        options.append(("grpc.so_reuseport", 0))  # a busy port must fail to bind, not be shared
         for key, value in (
             ("grpc.keepalive_time_ms", keepalive_time_ms),
             ("grpc.keepalive_timeout_ms", keepalive_timeout_ms),
@@ -366,6 +365,7 @@ class GrpcFrontend:
             options.append(("grpc.default_compression_level", level))
         options.extend(extra_options)
         self.options = options
+        self.reuse_port = False  # front-end workers listen on one port together (workers/hub.py reserves it)
         self._server: Optional[grpc.aio.Server] = None
 
     @classmethod
@@ -415,7 +415,9 @@ class GrpcFrontend:
 
     async def start(self) -> None:
         """Bind and start serving on the running loop; a busy port raises OSError(EADDRINUSE)."""
-        server = grpc.aio.server(options=self.options)
+        # a busy port must fail to bind, not be shared, unless workers share the port their server reserved
+        options = [*self.options, ("grpc.so_reuseport", 1 if self.reuse_port else 0)]
+        server = grpc.aio.server(options=options)
         handlers = _method_handlers(self.servicer)
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
         if hasattr(server, "add_registered_method_handlers"):

@@ -486,13 +486,23 @@ class HttpFrontend:
         self.scheme = "https" if ssl_cert else "http"
 
     @property
+    def reuse_port(self) -> bool:
+        """Listen with SO_REUSEPORT (front-end workers share the port their serving process reserved)."""
+        return self._server.reuse_port
+
+    @reuse_port.setter
+    def reuse_port(self, value: bool) -> None:
+        self._server.reuse_port = bool(value)
+
+    @property
     def port(self) -> Optional[int]:
         """The bound port once started (the requested one, or the free one port 0 picked)."""
         return self._server.port
 
     @classmethod
-    def from_triton_config(cls, dataplane: DataPlane, config: Any) -> HttpFrontend:
-        """Build from a ``TritonConfig`` (read with getattr; unset fields keep Triton's defaults)."""
+    def from_triton_config(cls, dataplane: DataPlane, config: Any, workers: int = 1) -> HttpFrontend:
+        """Build from a ``TritonConfig`` (read with getattr; unset fields keep Triton's defaults); ``workers``:
+        this front end is one of that many front-end workers (``HttpLimits.from_triton_config``)."""
         host = getattr(config, "http_address", None) or "0.0.0.0"
         port = getattr(config, "http_port", None)
         return cls(
@@ -501,7 +511,7 @@ class HttpFrontend:
             port=DEFAULT_HTTP_PORT if port is None else port,
             header_forward_pattern=getattr(config, "http_header_forward_pattern", None),
             restricted_api=getattr(config, "http_restricted_api", None),
-            limits=HttpLimits.from_triton_config(config),
+            limits=HttpLimits.from_triton_config(config, workers),
             ssl_cert=getattr(config, "http_ssl_cert", None),
             ssl_key=getattr(config, "http_ssl_key", None),
             ssl_root_cert=getattr(config, "http_ssl_root_cert", None),

@@ -213,6 +213,13 @@ class ApiKeys:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
+    def __getstate__(self) -> Tuple[Tuple[bytes, ...], str, FrozenSet[str]]:
+        return self._digests, self.header, self.groups  # digests only: front-end workers get no key
+
+    def __setstate__(self, state: Tuple[Tuple[bytes, ...], str, FrozenSet[str]]) -> None:
+        for name, value in zip(("_digests", "header", "groups"), state):
+            object.__setattr__(self, name, value)
+
     def __repr__(self) -> str:
         return f"ApiKeys(<{len(self._digests)} key(s)>, header={self.header!r}, groups={sorted(self.groups)!r})"
 

@@ -168,10 +168,11 @@ def test_many_idle_sockets_do_not_lock_out_other_clients(triton_server):
         assert status == 503 and f"limit of {limit} open connections" in error
         with pytest.raises(InferenceServerException):
             _infer_ok(triton)  # the cap holds for everyone while the idle sockets are open
-        # the idle ones are closed by the server after the keep-alive timeout; then others are served
+        # the idle ones are closed by the server after the keep-alive timeout; then others are served. Which
+        # ones were taken is the kernel's choice when front-end workers split the cap, so they are counted
         started = time.monotonic()
-        for sock in sockets[:limit]:
-            assert _read_all(sock) == b""
+        answers = [_read_all(sock) for sock in sockets[:-1]]
+        assert sum(answer == b"" for answer in answers) == limit
         assert time.monotonic() - started < WAIT_S
     finally:
         for sock in sockets:

@@ -82,6 +82,7 @@ def test_a_request_whose_client_left_is_dropped_before_it_runs(triton_server, el
     np.testing.assert_array_equal(_infer(triton.http_port, np.ones((1, 3), np.float32)), np.ones((1, 3)))
 
 
+@pytest.mark.in_process  # the codec threads live in the workers then
 def test_large_bodies_are_decoded_and_answered_off_the_loop(triton_server):
     calls, gate = [], threading.Event()
     gate.set()

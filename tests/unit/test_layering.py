@@ -94,6 +94,21 @@ def test_front_end_helpers_import_no_front_end():
     assert _violations(helpers, front_ends + ("pytriton_lite.triton", "pytriton_lite.client")) == []
 
 
+def test_front_end_workers_sit_between_triton_and_the_front_ends():
+    # only triton.py starts workers: nothing below imports the package
+    below = _modules("core") + _modules("protocol") + _modules("frontends") + _modules("repository")
+    assert _violations(below, ("pytriton_lite.workers",)) == []
+    workers = PKG / "workers"
+    # frames and channels are plumbing: no front end, no engine (the served ModelConfig pickles as bytes)
+    plumbing = [workers / "wire.py", workers / "channel.py"]
+    forbidden = TRANSPORTS + ("pytriton_lite.core", "pytriton_lite.frontends", "pytriton_lite.triton")
+    assert _violations(plumbing, forbidden, ("tritonclient.grpc.model_config_pb2",)) == []
+    # a worker process never holds the engine: models, batchers and instances stay in the serving process
+    engine = ("pytriton_lite.core.dataplane", "pytriton_lite.core.batcher", "pytriton_lite.core.instances")
+    worker_side = [workers / "remote.py", workers / "process.py"]
+    assert _violations(worker_side, engine + ("pytriton_lite.repository", "pytriton_lite.triton")) == []
+
+
 def test_client_uses_only_tritonclient():
     forbidden = (
         "pytriton_lite.core",

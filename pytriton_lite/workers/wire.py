@@ -1,0 +1,151 @@
+"""The frames between the serving process and its front-end workers: pure encoding, no sockets.
+
+A frame is ``<u32 meta length><u32 buffer count><u64 length per buffer><meta><buffers...>``. ``meta`` is a
+pickle (protocol 5) of one message tuple; numpy arrays travel out of band (``PickleBuffer``), so a tensor's
+bytes are written to the socket from the array's own memory and read back into one buffer that the rebuilt
+array views: one copy each way, by the kernel. Both ends are processes of one server (a private socketpair),
+so pickle is safe here; nothing from a client is ever unpickled.
+
+Requests, responses and errors are packed into plain tuples first: faster to pickle than the dataclasses, and
+an exception keeps its class and attributes whatever its ``__init__`` takes.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import importlib
+import pickle
+import struct
+from typing import Any, List, Optional, Sequence, Tuple
+
+from tritonclient.grpc.model_config_pb2 import ModelConfig
+
+from pytriton_lite.types import InferenceRequest, InferenceResponse
+
+PREFIX = struct.Struct("<II")
+LENGTH = struct.Struct("<Q")
+MAX_BUFFERS = 1 << 16  # a frame announcing more is corrupt
+
+# message kinds (the first item of every message tuple)
+BOOT = 1  # main -> worker: what the worker needs to start (config, keys, snapshot)
+READY = 2  # worker -> main: started, with its pid
+INFER = 3  # worker -> main: (INFER, call id, packed request)
+STREAM = 4  # worker -> main: (STREAM, call id, packed request)
+CANCEL = 5  # worker -> main: (CANCEL, call id): the client left
+CREDIT = 6  # worker -> main: (CREDIT, call id, n): n more stream items may be sent
+CALL = 7  # worker -> main: (CALL, call id, method, args)
+ACK = 8  # worker -> main: (ACK, generation): a snapshot was applied
+OK = 9  # main -> worker: (OK, call id, value)
+ERR = 10  # main -> worker: (ERR, call id, packed exception)
+ITEM = 11  # main -> worker: (ITEM, call id, packed response)
+END = 12  # main -> worker: (END, call id): the stream is over
+SNAPSHOT = 13  # main -> worker: (SNAPSHOT, generation, Snapshot)
+STOP = 14  # main -> worker: (STOP,): drain and exit
+
+
+def _model_config(serialized: bytes) -> ModelConfig:
+    config = ModelConfig()
+    config.ParseFromString(serialized)
+    return config
+
+
+# tritonclient's generated module names itself ``model_config_pb2``: pickle the served config as its bytes
+copyreg.pickle(ModelConfig, lambda config: (_model_config, (config.SerializeToString(),)))
+
+
+def encode(message: Tuple[Any, ...]) -> List[Any]:
+    """The buffers of one frame, to be written in order (``writelines``/``sendmsg``)."""
+    buffers: List[pickle.PickleBuffer] = []
+    meta = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    head = PREFIX.pack(len(meta), len(raws))
+    if raws:
+        head += b"".join(LENGTH.pack(r.nbytes) for r in raws)
+    return [head, meta, *raws]
+
+
+def decode(meta: Any, buffers: Sequence[Any] = ()) -> Tuple[Any, ...]:
+    """One message from its pickled meta and its out-of-band buffers (arrays view them)."""
+    message: Tuple[Any, ...] = pickle.loads(meta, buffers=buffers)
+    return message
+
+
+class FrameError(ValueError):
+    """A frame that cannot be from the other end of the channel (the channel is closed)."""
+
+
+def parse_prefix(prefix: Any) -> Tuple[int, int]:
+    meta_length, count = PREFIX.unpack(prefix)
+    if count > MAX_BUFFERS:
+        raise FrameError(f"frame announces {count} buffers")
+    return meta_length, count
+
+
+def parse_lengths(raw: Any, count: int) -> List[int]:
+    return [LENGTH.unpack_from(raw, i * LENGTH.size)[0] for i in range(count)]
+
+
+# --- requests, responses and errors as tuples ---------------------------------------------------------
+
+
+def pack_request(r: InferenceRequest) -> Tuple[Any, ...]:
+    return (
+        r.model_name,
+        r.model_version,
+        r.inputs,
+        r.parameters,
+        r.requested_outputs,
+        r.id,
+        r.priority,
+        r.timeout_us,
+        r.correlation_id,
+        r.flags,
+    )
+
+
+def unpack_request(t: Tuple[Any, ...]) -> InferenceRequest:
+    return InferenceRequest(*t)
+
+
+def pack_response(r: InferenceResponse) -> Tuple[Any, ...]:
+    return (r.model_name, r.model_version, r.outputs, r.id, r.parameters, r.final)
+
+
+def unpack_response(t: Tuple[Any, ...]) -> InferenceResponse:
+    return InferenceResponse(*t)
+
+
+def pack_error(exc: BaseException) -> Tuple[str, str, Tuple[Any, ...], Optional[dict]]:
+    """An exception as (module, class name, args, attributes); attributes that do not pickle are dropped."""
+    cls = type(exc)
+    state: Optional[dict] = dict(vars(exc)) if getattr(exc, "__dict__", None) else None
+    if state:
+        try:
+            pickle.dumps(state, protocol=5)
+        except Exception:  # noqa: BLE001 - an attribute of the model's own making
+            state = {k: v for k, v in state.items() if isinstance(v, (str, int, float, bool, tuple, type(None)))}
+    args = exc.args
+    try:
+        pickle.dumps(args, protocol=5)
+    except Exception:  # noqa: BLE001
+        args = (str(exc),)
+    return cls.__module__, cls.__qualname__, args, state
+
+
+def unpack_error(packed: Tuple[str, str, Tuple[Any, ...], Optional[dict]]) -> BaseException:
+    """The exception again, of its own class when that class can be imported here (else RuntimeError)."""
+    module, name, args, state = packed
+    cls: Any = None
+    try:
+        cls = importlib.import_module(module)
+        for part in name.split("."):
+            cls = getattr(cls, part)
+    except (ImportError, AttributeError):
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+        return RuntimeError(f"{name}: {args[0] if args else ''}")
+    exc = cls.__new__(cls)
+    BaseException.__init__(exc, *args)
+    if state:
+        exc.__dict__.update(state)
+    return exc
