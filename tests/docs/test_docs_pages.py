@@ -23,6 +23,7 @@ PAGES += ["trace_logging.md"]
 PAGES += ["security.md"]
 PAGES += ["shared_memory.md"]
 PAGES += ["classification.md"]
+PAGES += ["scaling.md"]
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
