@@ -350,6 +350,21 @@ class InProcessDataPlane:
             self.cache.put(cache_key, response.outputs)
         return response
 
+    def submit(self, request: InferenceRequest) -> Optional[asyncio.Future[InferenceResponse]]:
+        """``infer`` without a coroutine, for front-end workers' requests: admit, check and queue ``request``
+        and return the future of its response (cancel it to drop the request). Raises as ``infer``. None when
+        the request needs ``infer``'s whole path (tracing on, or a response cache)."""
+        if self.trace.active or self.cache is not None:
+            return None
+        entry = self._admit(request)
+        model = entry.model
+        if model.decoupled:
+            raise DecoupledModelError(model.name)
+        callable_request, batch_size, key = model.prepare(request)
+        future: asyncio.Future[InferenceResponse] = self.loop.create_future()
+        entry.batcher.submit(Pending(callable_request, request, batch_size, key, future=future))
+        return future
+
     async def infer_stream(self, request: InferenceRequest) -> AsyncGenerator[InferenceResponse, None]:
         """0..n responses for a decoupled model (exactly one otherwise); closing the iterator stops the model."""
         entry = self._admit(request)

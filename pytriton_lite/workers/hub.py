@@ -35,6 +35,7 @@ from pytriton_lite.exceptions import PyTritonError
 from pytriton_lite.workers import wire
 from pytriton_lite.workers.channel import Channel
 from pytriton_lite.workers.remote import Snapshot
+from pytriton_lite.workers.zygote import Zygote
 
 LOGGER = logging.getLogger("pytriton_lite.workers")
 
@@ -97,7 +98,7 @@ class _Worker:
 
     def __init__(self, index: int) -> None:
         self.index = index
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: Any = None  # subprocess.Popen, or zygote.ForkedProcess
         self.channel: Optional[Channel] = None
         self.sync_channel: Optional[Channel] = None
         self.tasks: Dict[int, Any] = {}  # call id -> its asyncio task
@@ -143,6 +144,7 @@ class WorkerHub:
         self._stopping = False
         self._acked = asyncio.Event()
         self._background: set = set()
+        self._zygote: Optional[Zygote] = None
 
     # --- start and stop -------------------------------------------------------------------------------
 
@@ -169,6 +171,9 @@ class WorkerHub:
         self._fingerprint = self._current_fingerprint()
         self._generation += 1
         self.workers = [_Worker(i) for i in range(self.count)]
+        if hasattr(os, "fork") and hasattr(socket, "send_fds"):
+            self._zygote = Zygote(self._child_env())
+            self._zygote.start()
         try:
             await asyncio.gather(*(self._spawn(w) for w in self.workers))
             await asyncio.wait_for(asyncio.gather(*(self._until_ready(w) for w in self.workers)), timeout)
@@ -181,17 +186,30 @@ class WorkerHub:
         assert worker.ready is not None
         await worker.ready
 
+    @staticmethod
+    def _child_env() -> Dict[str, str]:
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(pytriton_lite.__file__)))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+        return env
+
     async def _spawn(self, worker: _Worker) -> None:
         loop = asyncio.get_running_loop()
         main_async, child_async = socket.socketpair()
         main_sync, child_sync = socket.socketpair()
-        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(pytriton_lite.__file__)))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
         fds = (child_async.fileno(), child_sync.fileno())
-        command = [sys.executable, "-m", "pytriton_lite.workers.process", str(worker.index), *map(str, fds)]
+        proc: Any = None
         try:
-            worker.proc = subprocess.Popen(command, pass_fds=fds, env=env, stdin=subprocess.DEVNULL)
+            zygote = self._zygote
+            if zygote is not None and zygote.alive:  # a fork of a process that imported everything: fast
+                try:
+                    proc = await loop.run_in_executor(None, zygote.spawn, worker.index, fds)
+                except OSError:
+                    LOGGER.warning("front-end worker zygote failed; starting worker %d afresh", worker.index)
+            if proc is None:
+                command = [sys.executable, "-m", "pytriton_lite.workers.process", str(worker.index), *map(str, fds)]
+                proc = subprocess.Popen(command, pass_fds=fds, env=self._child_env(), stdin=subprocess.DEVNULL)
+            worker.proc = proc
         finally:
             child_async.close()
             child_sync.close()
@@ -253,6 +271,9 @@ class WorkerHub:
             for task in list(worker.tasks.values()):
                 task.cancel()
         self._release_ports()
+        if self._zygote is not None:
+            zygote, self._zygote = self._zygote, None
+            await loop.run_in_executor(None, zygote.close)
 
     def _release_ports(self) -> None:
         for sock in self._reserved:
@@ -316,9 +337,15 @@ class WorkerHub:
         kind = message[0]
         if kind == wire.INFER:
             call_id = message[1]
-            task = asyncio.ensure_future(self.dataplane.infer(wire.unpack_request(message[2])))
-            worker.tasks[call_id] = task
-            task.add_done_callback(functools.partial(self._infer_done, worker, call_id))
+            request = wire.unpack_request(message[2])
+            try:  # the batcher's own future when it will do: no task per request (5 % of the loop at c=256)
+                pending: Any = self.dataplane.submit(request)
+            except Exception as exc:  # noqa: BLE001 - refused at admission: answered to the worker
+                pending = self._failed(exc)
+            if pending is None:
+                pending = asyncio.ensure_future(self.dataplane.infer(request))
+            worker.tasks[call_id] = pending
+            pending.add_done_callback(functools.partial(self._infer_done, worker, call_id))
         elif kind == wire.CANCEL:
             task = worker.tasks.pop(message[1], None)
             if task is not None:
@@ -343,11 +370,17 @@ class WorkerHub:
             if worker.ready is not None and not worker.ready.done():
                 worker.ready.set_result(None)
 
+    @staticmethod
+    def _failed(exc: BaseException) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        future.set_exception(exc)
+        return future
+
     def _on_sync_message(self, worker: _Worker, message: Tuple[Any, ...]) -> None:
         if message[0] == wire.CALL:
             self._answer(worker.sync_channel, message[1], message[2], message[3])
 
-    def _infer_done(self, worker: _Worker, call_id: int, task: asyncio.Task) -> None:
+    def _infer_done(self, worker: _Worker, call_id: int, task: asyncio.Future) -> None:
         if worker.tasks.pop(call_id, None) is None or task.cancelled():
             return  # cancelled by the worker, or the worker is gone
         channel = worker.channel
@@ -489,7 +522,7 @@ def _port(port: Optional[int], default: int) -> int:
     return default if port is None else int(port)
 
 
-def _wait(proc: Optional[subprocess.Popen]) -> Optional[int]:
+def _wait(proc: Any) -> Optional[int]:
     if proc is None:
         return None
     try:

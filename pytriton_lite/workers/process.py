@@ -156,6 +156,17 @@ class _Worker:
             await asyncio.gather(*steps, return_exceptions=True)
 
 
+def preload() -> None:
+    """Import what a worker runs (the zygote does this once, before it forks workers)."""
+    import pytriton_lite.frontends.grpc
+    import pytriton_lite.frontends.http  # noqa: F401
+
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:  # pragma: no cover
+        pass
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     index, channel_fd, call_fd = (int(a) for a in args[:3])

@@ -468,6 +468,7 @@ def test_stop_before_serve_still_wins_the_race_and_serve_after_a_full_stop_serve
     try:
         wait_until(triton.is_alive, timeout=10)
         client = http_client(triton)
+        wait_until(lambda: client.is_model_ready("m"), timeout=10)  # alive comes before the bound model is READY
         assert infer(client, value=4.0).as_numpy("y")[0, 0] == 4.0
         client.close()
     finally:

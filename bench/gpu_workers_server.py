@@ -1,0 +1,132 @@
+"""The GPU-machine server of bench/gpu_workers.sh: identity 16×FP32 and the torch MLP of bench/gpu_server.py.
+
+    python bench/gpu_workers_server.py [--http-port 8000] [--grpc-port 8001] [--metrics-port 8002]
+                                       [--device cuda:0] [--instances 2] [--max-seconds 600]
+    python bench/gpu_workers_server.py --direct [--seconds 3]     # the MLP's direct-call limit, no server
+
+Models: ``identity_fp32`` (INPUT_1 FP32 [-1], max_batch_size 128, queue delay 0: bench/lite_server.py's) and
+``mlp`` (bench/gpu_server.py's ``_InferFuncWrapper``: Linear(1024, 4096) -> GELU -> Linear(4096, 1024) on CUDA,
+``--instances`` instances with their own weights and stream, max_batch_size 256, 1 ms queue delay).
+``frontend_workers`` comes from ``PYTRITON_TRITON_CONFIG_FRONTEND_WORKERS`` (TritonConfig.from_env), as
+bench/workers_matrix.py sets it. Statistics are open (no token) so perf_analyzer can read them. Prints
+``STARTUP_S <s>`` (run() to every model ready over HTTP) once serving.
+
+``--direct``: rows/s calling the MLP's ``@batch`` callable directly with one 256-row request, one thread per
+instance (1 and then all ``--instances``), host-to-device and back included: the ceiling any server can reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+import urllib.request
+from typing import Any, List
+
+import numpy as np
+import torch
+from gpu_server import _InferFuncWrapper
+
+from pytriton_lite.decorators import batch
+from pytriton_lite.model_config import DynamicBatcher, ModelConfig, Tensor
+from pytriton_lite.triton import Triton, TritonConfig, TritonSecurityConfig
+
+
+@batch
+def identity_fn(INPUT_1: np.ndarray) -> dict:
+    return {"OUTPUT_1": INPUT_1}
+
+
+def _rows(model: Any, x: np.ndarray, stop: float, counts: list, i: int) -> None:
+    while time.perf_counter() < stop:
+        model([{"INPUT_1": x}])
+        counts[i] += len(x)
+
+
+def direct_limit(device: str, instances: int, seconds: float) -> None:
+    models: List[Any] = [_InferFuncWrapper(device) for _ in range(instances)]  # Any: wrapt hides the signature
+    x = np.random.default_rng(0).standard_normal((256, 1024), dtype=np.float32)
+    for m in models:  # warm-up: cuBLAS handles, kernels
+        for _ in range(5):
+            m([{"INPUT_1": x}])
+    for n in (1, instances) if instances > 1 else (1,):
+        counts = [0] * n
+        stop = time.perf_counter() + seconds
+        threads = [threading.Thread(target=_rows, args=(models[i], x, stop, counts, i)) for i in range(n)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        print(f"DIRECT instances={n} batch=256 rows/s {sum(counts) / wall:,.0f} ({sum(counts)} rows in {wall:.2f} s)")
+
+
+def _ready(port: int, names: tuple) -> bool:
+    for name in names:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/{name}/ready", timeout=1) as r:
+                if r.status != 200:
+                    return False
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+    return True
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--http-port", type=int, default=8000)
+    ap.add_argument("--grpc-port", type=int, default=8001)
+    ap.add_argument("--metrics-port", type=int, default=8002)
+    ap.add_argument("--device", default="cuda:0" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--instances", type=int, default=2)
+    ap.add_argument("--max-seconds", type=float, default=600.0)
+    ap.add_argument("--direct", action="store_true", help="print the MLP's direct-call limit and exit")
+    ap.add_argument("--seconds", type=float, default=3.0, help="--direct: measuring time per figure")
+    args = ap.parse_args()
+    if args.direct:
+        direct_limit(args.device, args.instances, args.seconds)
+        return
+    instances = [_InferFuncWrapper(args.device) for _ in range(args.instances)]
+    config = TritonConfig(
+        http_address="127.0.0.1",
+        grpc_address="127.0.0.1",
+        metrics_address="127.0.0.1",
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    triton = Triton(config=config, security_config=TritonSecurityConfig(restricted_endpoints=[]))
+    triton.bind(
+        "identity_fp32",
+        identity_fn,
+        inputs=[Tensor(name="INPUT_1", dtype=np.float32, shape=(-1,))],
+        outputs=[Tensor(name="OUTPUT_1", dtype=np.float32, shape=(-1,))],
+        config=ModelConfig(max_batch_size=128, batcher=DynamicBatcher(max_queue_delay_microseconds=0)),
+    )
+    triton.bind(
+        "mlp",
+        instances,
+        inputs=[Tensor(name="INPUT_1", dtype=np.float32, shape=(1024,))],
+        outputs=[Tensor(name="OUTPUT_1", dtype=np.float32, shape=(1024,))],
+        config=ModelConfig(max_batch_size=256, batcher=DynamicBatcher(max_queue_delay_microseconds=1000)),
+    )
+    t0 = time.perf_counter()
+    triton.run()
+    while not _ready(args.http_port, ("identity_fp32", "mlp")) and time.perf_counter() - t0 < 120:
+        time.sleep(0.02)
+    print("STARTUP_S", round(time.perf_counter() - t0, 3), args.device, flush=True)
+    stop.wait(args.max_seconds)
+    triton.stop()
+    for i, inst in enumerate(instances):
+        sizes = inst.batch_sizes
+        if sizes:
+            print(f"instance {i}: {len(sizes)} batches, mean batch {np.mean(sizes):.1f}, max {max(sizes)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
