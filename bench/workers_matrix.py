@@ -94,6 +94,15 @@ def tree_cpu_s(root: int) -> Dict[int, float]:
     return {pid: proc_cpu_s(pid) for pid in tree_pids(root)}
 
 
+def _is_zygote(pid: int) -> bool:
+    """The process the workers are forked from (pytriton_lite/workers/zygote.py): idle, not a worker."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"workers.zygote" in f.read()
+    except OSError:
+        return False
+
+
 def children_cpu_s() -> float:
     """CPU s of this process's reaped children: perf_analyzer's, once each call returns."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -147,7 +156,7 @@ def run_pa(server: Server, case: Case, args: argparse.Namespace, raw_dir: str) -
     wall, cpu1, lg1 = time.monotonic() - t0, tree_cpu_s(root), children_cpu_s()
     deltas = {pid: t - cpu0.get(pid, 0.0) for pid, t in cpu1.items()}  # a restarted worker counts from 0
     cpu = sum(deltas.values())
-    workers = sorted((d for pid, d in deltas.items() if pid != root), reverse=True)
+    workers = sorted((d for pid, d in deltas.items() if pid != root and not _is_zygote(pid)), reverse=True)
     inf1, exe1 = model_counts(server.http_port, case.model)
     row["rc"] = rc
     try:
