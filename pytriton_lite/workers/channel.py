@@ -2,8 +2,8 @@
 
 ``Channel`` reads frames (``wire``) into a reusable buffer and hands each decoded message to ``on_message``;
 a frame too large for that buffer is read straight into a buffer of its own, so a large tensor is copied once,
-by the kernel. Sends made in one loop iteration leave in one ``writelines``: under load many responses share
-a system call.
+by the kernel. The first send of a loop iteration is written at once; the others of that iteration leave in
+one ``writelines``: under load many responses share a system call.
 
 ``BlockingCaller`` is the worker's second socket, for the data plane's synchronous calls (statistics, the
 repository index, trace and log settings, readiness): it blocks the worker's loop for one round trip, which
@@ -145,10 +145,15 @@ class Channel(asyncio.BufferedProtocol):
     # --- writing -----------------------------------------------------------------------------------------
 
     def send(self, message: Tuple[Any, ...]) -> None:
-        """Queue ``message``; everything queued in this loop iteration is written together."""
+        """Send ``message``: the first of a loop iteration at once (no added latency), the others of that
+        iteration together when it ends (one write for many under load)."""
         if self.closed:
             return
-        self._out.extend(wire.encode(message))
+        frames = wire.encode(message)
+        if self._flush_scheduled or self.transport is None:
+            self._out.extend(frames)
+        else:
+            self.transport.writelines(frames)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             if self._loop is None:  # connection_made may still be scheduled: it runs before this flush
@@ -167,6 +172,18 @@ class Channel(asyncio.BufferedProtocol):
             self.transport.close()
 
 
+def _send_all(sock: socket.socket, parts: List[Any]) -> None:
+    """``sendmsg`` until every byte is out: a blocking send may still take only part (a signal, memory)."""
+    views = [v for v in (memoryview(p).cast("B") for p in parts) if v.nbytes]
+    while views:
+        sent = sock.sendmsg(views[:512])  # under IOV_MAX
+        while sent:
+            if sent >= views[0].nbytes:
+                sent -= views.pop(0).nbytes
+            else:
+                views[0], sent = views[0][sent:], 0
+
+
 class BlockingCaller:
     """Synchronous calls to the serving process over the worker's second socket (one at a time)."""
 
@@ -179,7 +196,7 @@ class BlockingCaller:
         """``method(*args)`` on the serving process's data plane; its exception is raised here."""
         with self._lock:
             call_id = next(self._ids)
-            self._sock.sendmsg(wire.encode((wire.CALL, call_id, method, args)))
+            _send_all(self._sock, wire.encode((wire.CALL, call_id, method, args)))
             kind, _, value = self._read()
         if kind == wire.ERR:
             raise wire.unpack_error(value)

@@ -464,9 +464,11 @@ class WorkerHub:
         for name in names:
             for version in ["", *(m.version_str for m in models if m.name == name)]:
                 try:
-                    resolved[(name, version)] = dp.model(name, version)
+                    info = dp.model(name, version)
                 except Exception:  # noqa: BLE001 - not resolvable now: the worker asks when it is needed
-                    pass
+                    continue
+                if info.ready:  # LOADING/UNLOADING ones are asked for on use: the same answers as in-process
+                    resolved[(name, version)] = info
         regions = tuple((r["name"], r["key"], r["offset"], r["byte_size"]) for r in dp.shared_memory.status(None))
         return Snapshot(
             generation=self._generation,

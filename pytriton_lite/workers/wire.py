@@ -16,7 +16,7 @@ import copyreg
 import importlib
 import pickle
 import struct
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 from tritonclient.grpc.model_config_pb2 import ModelConfig
@@ -143,36 +143,52 @@ def unpack_response(t: Tuple[Any, ...]) -> InferenceResponse:
     return response
 
 
-def pack_error(exc: BaseException) -> Tuple[str, str, Tuple[Any, ...], Optional[dict]]:
-    """An exception as (module, class name, args, attributes); attributes that do not pickle are dropped."""
+_STATUS_FIELDS = ("http_status", "grpc_code", "headers", "reason")
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value, protocol=5)
+    except Exception:  # noqa: BLE001 - anything a model put on its exception
+        return False
+    return True
+
+
+def pack_error(exc: BaseException) -> Tuple[Any, ...]:
+    """An exception as (module, class name, args, attributes, bases): each attribute that does not pickle is
+    dropped; the class-level status fields travel too, and the bases let the other end fall back to the nearest
+    class it can import (a model's own ``InferenceError`` subclass keeps its status)."""
     cls = type(exc)
-    state: Optional[dict] = dict(vars(exc)) if getattr(exc, "__dict__", None) else None
-    if state:
-        try:
-            pickle.dumps(state, protocol=5)
-        except Exception:  # noqa: BLE001 - an attribute of the model's own making
-            state = {k: v for k, v in state.items() if isinstance(v, (str, int, float, bool, tuple, type(None)))}
-    args = exc.args
-    try:
-        pickle.dumps(args, protocol=5)
-    except Exception:  # noqa: BLE001
-        args = (str(exc),)
-    return cls.__module__, cls.__qualname__, args, state
+    state = {k: v for k, v in vars(exc).items() if _picklable(v)} if getattr(exc, "__dict__", None) else {}
+    for name in _STATUS_FIELDS:
+        if name not in state and hasattr(exc, name) and _picklable(getattr(exc, name)):
+            state[name] = getattr(exc, name)
+    args = exc.args if _picklable(exc.args) else (str(exc),)
+    bases = tuple((c.__module__, c.__qualname__) for c in cls.__mro__[1:] if issubclass(c, BaseException))
+    return cls.__module__, cls.__qualname__, args, state or None, bases
 
 
-def unpack_error(packed: Tuple[str, str, Tuple[Any, ...], Optional[dict]]) -> BaseException:
-    """The exception again, of its own class when that class can be imported here (else RuntimeError)."""
-    module, name, args, state = packed
-    cls: Any = None
+def _find(module: str, name: str) -> Any:
     try:
-        cls = importlib.import_module(module)
+        found: Any = importlib.import_module(module)
         for part in name.split("."):
-            cls = getattr(cls, part)
+            found = getattr(found, part)
     except (ImportError, AttributeError):
-        cls = None
-    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+        return None
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
+def unpack_error(packed: Tuple[Any, ...]) -> BaseException:
+    """The exception again: of its own class when that imports here, else of its nearest importable base
+    above ``Exception`` (with the status fields it carried), else a RuntimeError naming it."""
+    module, name, args, state, *rest = packed
+    cls = _find(module, name)
+    if cls is None:
+        found = (_find(*base) for base in (rest[0] if rest else ()))
+        cls = next((c for c in found if c not in (None, Exception, BaseException)), None)
+    if cls is None:
         return RuntimeError(f"{name}: {args[0] if args else ''}")
-    exc = cls.__new__(cls)
+    exc: BaseException = cls.__new__(cls)
     BaseException.__init__(exc, *args)
     if state:
         exc.__dict__.update(state)
