@@ -94,13 +94,17 @@ def tree_cpu_s(root: int) -> Dict[int, float]:
     return {pid: proc_cpu_s(pid) for pid in tree_pids(root)}
 
 
-def _is_zygote(pid: int) -> bool:
-    """The process the workers are forked from (pytriton_lite/workers/zygote.py): idle, not a worker."""
+def _is_zygote(pid: int, root: int) -> bool:
+    """The process the workers are forked from (pytriton_lite/workers/zygote.py): idle, not a worker. Its
+    forks share its command line, so it is the one whose parent is the server itself."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"workers.zygote" in f.read()
-    except OSError:
+            named = b"workers.zygote" in f.read()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
         return False
+    return named and parent == root
 
 
 def children_cpu_s() -> float:
@@ -156,7 +160,7 @@ def run_pa(server: Server, case: Case, args: argparse.Namespace, raw_dir: str) -
     wall, cpu1, lg1 = time.monotonic() - t0, tree_cpu_s(root), children_cpu_s()
     deltas = {pid: t - cpu0.get(pid, 0.0) for pid, t in cpu1.items()}  # a restarted worker counts from 0
     cpu = sum(deltas.values())
-    workers = sorted((d for pid, d in deltas.items() if pid != root and not _is_zygote(pid)), reverse=True)
+    workers = sorted((d for pid, d in deltas.items() if pid != root and not _is_zygote(pid, root)), reverse=True)
     inf1, exe1 = model_counts(server.http_port, case.model)
     row["rc"] = rc
     try:
