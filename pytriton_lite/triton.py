@@ -522,6 +522,8 @@ class Triton:
         assert self._dataplane is not None
         if self._repository is not None:
             self._repository.stop_polling()
+        if self._workers is not None:  # a worker lost from now on (a group-wide SIGTERM) is not started again
+            self._workers.stopping = True
         drained = await self._drain(timeout)
         if not drained:
             LOGGER.warning("Requests still running after exit_timeout_secs=%s; closing anyway", timeout)

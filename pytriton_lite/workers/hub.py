@@ -141,7 +141,7 @@ class WorkerHub:
         self._generation = 0
         self._fingerprint: Any = None
         self._watcher: Optional[asyncio.Task] = None
-        self._stopping = False
+        self.stopping = False
         self._acked = asyncio.Event()
         self._background: set = set()
         self._zygote: Optional[Zygote] = None
@@ -247,7 +247,7 @@ class WorkerHub:
     async def stop(self, timeout: float) -> None:
         """Workers stop accepting and finish what they serve (up to ``timeout`` s), then exit; stragglers are
         killed. The ports are released."""
-        self._stopping = True
+        self.stopping = True
         if self._watcher is not None:
             self._watcher.cancel()
         for worker in self.workers:
@@ -290,7 +290,7 @@ class WorkerHub:
         worker.streams.clear()
         if worker.sync_channel is not None:
             worker.sync_channel.close()
-        if not self._stopping:
+        if not self.stopping:
             self._spawn_in_background(self._restart(worker))
 
     def _spawn_in_background(self, coro: Any) -> None:
@@ -306,7 +306,7 @@ class WorkerHub:
                 PyTritonError(f"front-end worker {worker.index} exited with code {code} before it was ready")
             )
             return
-        if self._stopping:
+        if self.stopping:
             return
         now = time.monotonic()
         while self._recent_restarts and now - self._recent_restarts[0] > 60:
