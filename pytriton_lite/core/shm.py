@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from pytriton_lite._echo import echo
+from pytriton_lite.core.cuda_shm import CudaSharedMemory
 from pytriton_lite.exceptions import InferenceError, InvalidArgumentError
 
 SHM_DIR = "/dev/shm"
@@ -94,6 +95,9 @@ class SystemSharedMemory:
         self._regions: Dict[str, _Region] = {}
         self._lock = threading.Lock()
         self.max_regions = max_regions
+        # Triton's CUDA shared-memory regions (core/cuda_shm.py): requests name either kind of region alike;
+        # None where CUDA regions are not served (front-end workers)
+        self.cuda: Optional[CudaSharedMemory] = CudaSharedMemory()
 
     def register(self, name: str, key: str, offset: int, byte_size: int) -> None:
         """Map ``byte_size`` bytes at ``offset`` of ``/dev/shm/<key>`` as region ``name``."""
@@ -147,14 +151,20 @@ class SystemSharedMemory:
         return region
 
     def view(self, name: str, offset: int, byte_size: int) -> memoryview:
-        """A read-only view of ``byte_size`` bytes at ``offset`` in region ``name``; it keeps the mapping alive."""
+        """A read-only view of ``byte_size`` bytes at ``offset`` in region ``name``; it keeps the mapping alive.
+        A CUDA region's bytes are copied to host memory."""
+        if name not in self._regions and self.cuda is not None and self.cuda.has(name):
+            return self.cuda.view(name, offset, byte_size)
         with self._lock:
             region = self._region(name)
             start = region.check(offset, byte_size)
             return memoryview(region.mapping)[start : start + byte_size].toreadonly()
 
     def write(self, name: str, offset: int, data: Any) -> None:
-        """Copy the bytes of ``data`` into region ``name`` at ``offset``."""
+        """Copy the bytes of ``data`` into region ``name`` at ``offset`` (a CUDA region: to the device)."""
+        if name not in self._regions and self.cuda is not None and self.cuda.has(name):
+            self.cuda.write(name, offset, data)
+            return
         source = memoryview(data).cast("B")
         with self._lock:
             region = self._region(name)
@@ -165,7 +175,9 @@ class SystemSharedMemory:
 
     def close(self) -> None:
         """Release every region (server stop)."""
-        self.unregister()
+        SystemSharedMemory.unregister(self)
+        if self.cuda is not None:
+            self.cuda.close()
 
     def __len__(self) -> int:
         return len(self._regions)

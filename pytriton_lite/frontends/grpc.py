@@ -43,7 +43,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from pytriton_lite._echo import echo
 from pytriton_lite.config import DEFAULT_GRPC_PORT
 from pytriton_lite.core.api import DataPlane
-from pytriton_lite.exceptions import DecoupledModelError, PyTritonError
+from pytriton_lite.exceptions import DecoupledModelError, InvalidArgumentError, PyTritonError
 from pytriton_lite.frontends._grpc_guard import (
     MAX_MESSAGE_SIZE,
     GrpcLimits,
@@ -181,15 +181,28 @@ class GrpcServicer(StreamInfer, service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.SystemSharedMemoryUnregisterResponse()
 
     async def CudaSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        cuda = self._dataplane.shared_memory.cuda
+        if cuda is not None:
+            try:
+                return shm_codec.cuda_status_proto(cuda.status(request.name or None))
+            except InvalidArgumentError as exc:
+                raise _answer("NOT_FOUND", str(exc)) from None
         if request.name:
             raise _answer("NOT_FOUND", f"Unable to find cuda shared memory region: '{echo(request.name)}'")
         return service_pb2.CudaSharedMemoryStatusResponse()
 
     async def CudaSharedMemoryRegister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        raise shm_codec.cuda_refused()
+        cuda = self._dataplane.shared_memory.cuda
+        if cuda is None:
+            raise shm_codec.cuda_refused()
+        cuda.register(request.name, bytes(request.raw_handle), int(request.device_id), int(request.byte_size))
+        return service_pb2.CudaSharedMemoryRegisterResponse()
 
     async def CudaSharedMemoryUnregister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return service_pb2.CudaSharedMemoryUnregisterResponse()  # no CUDA region is ever registered
+        cuda = self._dataplane.shared_memory.cuda
+        if cuda is not None:
+            cuda.unregister(request.name or None)
+        return service_pb2.CudaSharedMemoryUnregisterResponse()
 
     # --- trace and logging extensions (settings in the core; codecs in protocol/) ----------------------
 

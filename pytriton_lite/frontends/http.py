@@ -307,9 +307,13 @@ class HttpApp:
         await self.dataplane.load_model(model, config, files or None)
 
     async def _shared_memory(self, request: _Request, kind: str, region: Optional[str], action: str) -> None:
-        """Triton's system shared-memory extension over the server's registry (``core/shm.py``); CUDA
-        shared memory has no regions: status is empty, unregister a no-op, register refused."""
+        """Triton's system and CUDA shared-memory extensions over the server's registries (``core/shm.py``,
+        ``core/cuda_shm.py``); where CUDA regions are not served (front-end workers) there are none: status is
+        empty, unregister a no-op, register refused."""
         registry = self.dataplane.shared_memory
+        if kind == "cudasharedmemory" and registry.cuda is not None:
+            await self._cuda_shared_memory(request, registry.cuda, region, action)
+            return
         if kind == "cudasharedmemory":
             if action == "register":
                 raise shm_codec.cuda_refused()
@@ -334,6 +338,27 @@ class HttpApp:
             registry.register(region, **shm_codec.register_args_json(document, region))
         else:
             registry.unregister(region)
+        await _respond_empty(request)
+
+    async def _cuda_shared_memory(self, request: _Request, cuda: Any, region: Optional[str], action: str) -> None:
+        if action == "status":
+            try:
+                rows = cuda.status(region)
+            except InvalidArgumentError as exc:
+                raise _Answer(str(exc), 404) from None
+            await _respond_json(request, rows)
+            return
+        if action == "register":
+            if region is None:
+                raise _Answer("Not Found", 404)
+            body = await request.body()
+            try:
+                document = http_codec.loads_json(body) if body.strip() else None
+            except (ValueError, RecursionError):
+                document = None
+            cuda.register(region, **shm_codec.cuda_register_args_json(document, region))
+        else:
+            cuda.unregister(region)
         await _respond_empty(request)
 
     # --- inference -----------------------------------------------------------------------------------

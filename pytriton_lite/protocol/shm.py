@@ -9,6 +9,8 @@ view does), outputs are copied into it when the response is encoded.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence
 
@@ -21,7 +23,7 @@ from pytriton_lite.protocol.dtypes import array_from_raw, checked_element_count,
 from pytriton_lite.types import InferenceResponse
 
 CUDA_SHM_UNSUPPORTED = (
-    "CUDA shared memory is not supported by pytriton_lite (CUDA IPC is not implemented); "
+    "CUDA shared memory is not served through front-end workers (CUDA IPC needs frontend_workers=0); "
     "use system shared memory (tritonclient.utils.shared_memory)"
 )
 REGION_PARAM = "shared_memory_region"
@@ -180,8 +182,38 @@ def register_args_json(doc: Any, region: str) -> Dict[str, Any]:
 
 
 def cuda_refused() -> InvalidArgumentError:
-    """CUDA shared memory register: no CUDA IPC here (400 / INVALID_ARGUMENT, as a GPU-less Triton answers)."""
+    """CUDA shared memory register where it is not served (front-end workers): 400 / INVALID_ARGUMENT."""
     return InvalidArgumentError(CUDA_SHM_UNSUPPORTED)
+
+
+def cuda_status_proto(rows: Sequence[Mapping[str, Any]]) -> Any:
+    """CudaSharedMemoryStatusResponse of ``CudaSharedMemory.status`` rows."""
+    response = service_pb2.CudaSharedMemoryStatusResponse()
+    for row in rows:
+        status = response.regions[row["name"]]
+        status.name, status.device_id, status.byte_size = row["name"], row["device_id"], row["byte_size"]
+    return response
+
+
+def cuda_register_args_json(document: Any, region: str) -> Dict[str, Any]:
+    """``raw_handle`` (``{"b64": ...}``, the cudaIpcMemHandle_t), ``device_id`` and ``byte_size`` of an HTTP
+    CUDA register body, as ``CudaSharedMemory.register`` keywords."""
+    where = f"for CUDA shared memory region '{echo(region)}'"
+    if not isinstance(document, dict):
+        raise InvalidArgumentError(f"failed to parse the request JSON buffer {where}")
+    handle = document.get("raw_handle")
+    encoded = handle.get("b64") if isinstance(handle, dict) else None
+    if not isinstance(encoded, str):
+        raise InvalidArgumentError(f"Unable to parse 'raw_handle': expected {{\"b64\": <base64>}} {where}")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgumentError(f"Unable to parse 'raw_handle': not base64 {where}") from None
+    return {
+        "raw_handle": raw,
+        "device_id": _int(document.get("device_id"), "device_id", where),
+        "byte_size": _int(document.get("byte_size"), "byte_size", where),
+    }
 
 
 __all__ = [
@@ -189,6 +221,8 @@ __all__ = [
     "SharedMemoryAccess",
     "ShmRef",
     "cuda_refused",
+    "cuda_register_args_json",
+    "cuda_status_proto",
     "read_input",
     "ref_from_grpc",
     "ref_from_json",

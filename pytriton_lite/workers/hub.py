@@ -516,8 +516,12 @@ class WorkerHub:
                 LOGGER.exception("Error while telling front-end workers about model changes")
 
     def pids(self) -> List[int]:
-        """The running workers' process ids."""
-        return [w.pid for w in self.workers if w.pid is not None and not w.lost]
+        """The process ids of the workers that serve now (a replacement counts once it listens)."""
+        return [w.pid for w in self.workers if w.pid is not None and not w.lost and _serving(w.ready)]
+
+
+def _serving(ready: Optional[asyncio.Future]) -> bool:
+    return ready is not None and ready.done() and not ready.cancelled() and ready.exception() is None
 
 
 def _port(port: Optional[int], default: int) -> int:

@@ -53,6 +53,7 @@ class WorkerSharedMemory(SystemSharedMemory):
     def __init__(self, caller: BlockingCaller) -> None:
         super().__init__()
         self._caller = caller
+        self.cuda = None  # CUDA IPC regions are served with frontend_workers=0 only (docs/scaling.md)
 
     def register(self, name: str, key: str, offset: int, byte_size: int) -> None:
         self._caller.call("shm_register", name, key, offset, byte_size)

@@ -196,9 +196,7 @@ def test_unsupported_rpcs_answer_unimplemented(client):
     _expect_error(
         "INVALID_ARGUMENT", "Unable to open shared memory", client.register_system_shared_memory, "r", "/k", 64
     )
-    _expect_error(
-        "INVALID_ARGUMENT", "CUDA IPC is not implemented", client.register_cuda_shared_memory, "r", b"", 0, 64
-    )
+    _expect_error("INVALID_ARGUMENT", "CUDA shared memory", client.register_cuda_shared_memory, "r", b"", 0, 64)
     assert client.get_trace_settings(as_json=True)["settings"]["trace_level"]["value"] == ["OFF"]  # test_trace.py
     assert not client.get_system_shared_memory_status().regions
     assert not client.get_cuda_shared_memory_status().regions
