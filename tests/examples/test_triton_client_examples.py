@@ -258,3 +258,24 @@ def test_sequences_over_the_grpc_stream(served, dyna):
         assert not isinstance(result, Exception), result
         found.setdefault(result.get_response().id.rsplit("_", 1)[0], []).append(int(result.as_numpy("OUTPUT")[0][0]))
     assert found == {str(sid): _expected(model, sid, values) for model, sid, values in sequences}
+
+
+def test_repeat_int32_streams_one_response_per_element(served):
+    # simple_grpc_custom_repeat.py's steps, with short delays: 10 responses OUT = 100..109 in order
+    completed: queue.Queue = queue.Queue()
+    values = np.arange(100, 110, dtype=np.int32)
+    inputs = [
+        grpcclient.InferInput("IN", [10], "INT32"),
+        grpcclient.InferInput("DELAY", [10], "UINT32"),
+        grpcclient.InferInput("WAIT", [1], "UINT32"),
+    ]
+    inputs[0].set_data_from_numpy(values)
+    inputs[1].set_data_from_numpy(np.full(10, 5, dtype=np.uint32))
+    inputs[2].set_data_from_numpy(np.array([5], dtype=np.uint32))
+    with grpcclient.InferenceServerClient(served.grpc) as client:
+        client.start_stream(callback=lambda result, error: completed.put(error or result))
+        client.async_stream_infer("repeat_int32", inputs, outputs=[grpcclient.InferRequestedOutput("OUT")])
+        received = [completed.get(timeout=30) for _ in range(10)]
+        client.stop_stream()
+    assert not any(isinstance(r, Exception) for r in received), received
+    assert [int(r.as_numpy("OUT")[0]) for r in received] == values.tolist()
