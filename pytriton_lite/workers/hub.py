@@ -381,8 +381,11 @@ class WorkerHub:
             self._answer(worker.sync_channel, message[1], message[2], message[3])
 
     def _infer_done(self, worker: _Worker, call_id: int, task: asyncio.Future) -> None:
-        if worker.tasks.pop(call_id, None) is None or task.cancelled():
-            return  # cancelled by the worker, or the worker is gone
+        if worker.tasks.get(call_id) is not task:
+            return  # cancelled by the worker, or its process is gone (a restarted one counts ids afresh)
+        del worker.tasks[call_id]
+        if task.cancelled():
+            return
         channel = worker.channel
         if channel is None or channel.closed:
             return
@@ -410,8 +413,9 @@ class WorkerHub:
             channel.send((wire.ERR, call_id, wire.pack_error(exc)))
         finally:
             await stream.aclose()
-            worker.tasks.pop(call_id, None)
-            worker.streams.pop(call_id, None)
+            if worker.streams.get(call_id) is state:  # not a restarted process's stream of the same id
+                worker.streams.pop(call_id, None)
+                worker.tasks.pop(call_id, None)
 
     def _answer(self, channel: Optional[Channel], call_id: int, method: str, args: Tuple[Any, ...]) -> None:
         if channel is None:
