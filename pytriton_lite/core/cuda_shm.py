@@ -20,6 +20,7 @@ import threading
 from typing import Any, Dict, List, Optional
 
 from pytriton_lite._echo import echo
+from pytriton_lite.core._regions import select, take
 from pytriton_lite.exceptions import InvalidArgumentError
 
 _IPC_HANDLE_BYTES = 64
@@ -170,23 +171,14 @@ class CudaSharedMemory:
 
     def unregister(self, name: Optional[str] = None) -> None:
         with self._lock:
-            if name is None:
-                regions, self._regions = list(self._regions.values()), {}
-            else:
-                region = self._regions.pop(name, None)
-                regions = [region] if region is not None else []
+            regions = take(self._regions, name)
         if self._runtime is not None:
             for region in regions:
                 self._runtime.close(region.pointer, region.device_id)
 
     def status(self, name: Optional[str] = None) -> List[Dict[str, Any]]:
         with self._lock:
-            if name is None:
-                regions = list(self._regions.values())
-            elif name in self._regions:
-                regions = [self._regions[name]]
-            else:
-                raise InvalidArgumentError(f"Unable to find cuda shared memory region: '{echo(name)}'")
+            regions = select(self._regions, name, "cuda")
         return [{"name": r.name, "device_id": r.device_id, "byte_size": r.byte_size} for r in regions]
 
     def has(self, name: str) -> bool:

@@ -26,19 +26,13 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from pytriton_lite._echo import echo
+from pytriton_lite.core._regions import RegionNotFoundError, select, take
 from pytriton_lite.core.cuda_shm import CudaSharedMemory
-from pytriton_lite.exceptions import InferenceError, InvalidArgumentError
+from pytriton_lite.exceptions import InvalidArgumentError
 
 SHM_DIR = "/dev/shm"
 MAX_REGIONS = 4096  # each region holds a file descriptor
 _RESERVED_PREFIX = "triton_python_backend_shm_region_"  # Triton refuses its python backend's own regions
-
-
-class RegionNotFoundError(InferenceError):
-    """Status of an unknown region: Triton's 404 / NOT_FOUND."""
-
-    http_status = 404
-    grpc_code = "NOT_FOUND"
 
 
 @dataclass
@@ -125,23 +119,14 @@ class SystemSharedMemory:
     def unregister(self, name: Optional[str] = None) -> None:
         """Forget region ``name`` (unknown: nothing happens, as Triton), or every region when None."""
         with self._lock:
-            if name is None:
-                regions, self._regions = list(self._regions.values()), {}
-            else:
-                region = self._regions.pop(name, None)
-                regions = [region] if region is not None else []
+            regions = take(self._regions, name)
         for region in regions:
             region.release()
 
     def status(self, name: Optional[str] = None) -> List[Dict[str, Any]]:
         """``{"name","key","offset","byte_size"}`` of region ``name`` (404 when unknown) or of every region."""
         with self._lock:
-            if name is None:
-                regions = list(self._regions.values())
-            elif name in self._regions:
-                regions = [self._regions[name]]
-            else:
-                raise RegionNotFoundError(f"Unable to find system shared memory region: '{echo(name)}'")
+            regions = select(self._regions, name, "system")
             return [{"name": r.name, "key": r.key, "offset": r.offset, "byte_size": r.byte_size} for r in regions]
 
     def _region(self, name: str) -> _Region:

@@ -43,7 +43,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from pytriton_lite._echo import echo
 from pytriton_lite.config import DEFAULT_GRPC_PORT
 from pytriton_lite.core.api import DataPlane
-from pytriton_lite.exceptions import DecoupledModelError, InvalidArgumentError, PyTritonError
+from pytriton_lite.exceptions import DecoupledModelError, PyTritonError
 from pytriton_lite.frontends._grpc_guard import (
     MAX_MESSAGE_SIZE,
     GrpcLimits,
@@ -182,11 +182,8 @@ class GrpcServicer(StreamInfer, service_pb2_grpc.GRPCInferenceServiceServicer):
 
     async def CudaSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         cuda = self._dataplane.shared_memory.cuda
-        if cuda is not None:
-            try:
-                return shm_codec.cuda_status_proto(cuda.status(request.name or None))
-            except InvalidArgumentError as exc:
-                raise _answer("NOT_FOUND", str(exc)) from None
+        if cuda is not None:  # an unknown name: RegionNotFoundError, NOT_FOUND
+            return shm_codec.cuda_status_proto(cuda.status(request.name or None))
         if request.name:
             raise _answer("NOT_FOUND", f"Unable to find cuda shared memory region: '{echo(request.name)}'")
         return service_pb2.CudaSharedMemoryStatusResponse()

@@ -312,7 +312,7 @@ class HttpApp:
         empty, unregister a no-op, register refused."""
         registry = self.dataplane.shared_memory
         if kind == "cudasharedmemory" and registry.cuda is not None:
-            await self._cuda_shared_memory(request, registry.cuda, region, action)
+            await self._regions(request, registry.cuda, region, action, shm_codec.cuda_register_args_json, list)
             return
         if kind == "cudasharedmemory":
             if action == "register":
@@ -324,8 +324,20 @@ class HttpApp:
             else:
                 await _respond_empty(request)
             return
+        await self._regions(request, registry, region, action, shm_codec.register_args_json, shm_codec.status_json)
+
+    async def _regions(
+        self,
+        request: _Request,
+        registry: Any,
+        region: Optional[str],
+        action: str,
+        register_args: Callable[[Any, str], Dict[str, Any]],
+        status_rows: Callable[[Any], Any],
+    ) -> None:
+        """status / register / unregister on one registry (system or CUDA); its codec reads the register body."""
         if action == "status":
-            await _respond_json(request, shm_codec.status_json(registry.status(region)))
+            await _respond_json(request, status_rows(registry.status(region)))
             return
         if action == "register":
             if region is None:
@@ -335,30 +347,9 @@ class HttpApp:
                 document = http_codec.loads_json(body) if body.strip() else None
             except (ValueError, RecursionError):
                 document = None
-            registry.register(region, **shm_codec.register_args_json(document, region))
+            registry.register(region, **register_args(document, region))
         else:
             registry.unregister(region)
-        await _respond_empty(request)
-
-    async def _cuda_shared_memory(self, request: _Request, cuda: Any, region: Optional[str], action: str) -> None:
-        if action == "status":
-            try:
-                rows = cuda.status(region)
-            except InvalidArgumentError as exc:
-                raise _Answer(str(exc), 404) from None
-            await _respond_json(request, rows)
-            return
-        if action == "register":
-            if region is None:
-                raise _Answer("Not Found", 404)
-            body = await request.body()
-            try:
-                document = http_codec.loads_json(body) if body.strip() else None
-            except (ValueError, RecursionError):
-                document = None
-            cuda.register(region, **shm_codec.cuda_register_args_json(document, region))
-        else:
-            cuda.unregister(region)
         await _respond_empty(request)
 
     # --- inference -----------------------------------------------------------------------------------
