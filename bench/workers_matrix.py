@@ -51,7 +51,10 @@ class Case:
     protocol: str
     shape: str
     concurrency: int
+    env: Tuple[Tuple[str, str], ...] = ()  # for perf_analyzer only
 
+
+ONE_CHANNEL_EACH = (("TRITON_CLIENT_GRPC_CHANNEL_MAX_SHARE_COUNT", "1"),)
 
 LOCAL_CASES = [
     Case("id16_http_c1", "identity_fp32", "http", "INPUT_1:16", 1),
@@ -70,6 +73,11 @@ GPU_CASES = [
     Case("id16_grpc_c256", "identity_fp32", "grpc", "INPUT_1:16", 256),
     Case("mlp_http_c256", "mlp", "http", "INPUT_1:1024", 256),
     Case("mlp_grpc_c256", "mlp", "grpc", "INPUT_1:1024", 256),
+    # perf_analyzer's gRPC client shares one channel (one connection) between up to 6 of its clients by
+    # default, so c=256 arrives on ~3 connections, i.e. ~3 workers (SO_REUSEPORT spreads connections); its
+    # documented knob gives each client its own channel. Measured besides the default, never instead of it.
+    Case("id16_grpc_c256_ch1", "identity_fp32", "grpc", "INPUT_1:16", 256, ONE_CHANNEL_EACH),
+    Case("mlp_grpc_c256_ch1", "mlp", "grpc", "INPUT_1:1024", 256, ONE_CHANNEL_EACH),
 ]
 SUITES = {
     "local": ("lite_server.py", ("identity_fp32", "add_sub", "sleep_1ms"), LOCAL_CASES, "0,1,2"),
@@ -131,6 +139,7 @@ def run_pa(server: Server, case: Case, args: argparse.Namespace, raw_dir: str) -
     env = dict(os.environ)
     libs = [p for p in (args.pa_lib, env.get("LD_LIBRARY_PATH")) if p]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
+    env.update(case.env)
     row: Dict[str, object] = {"stable": "no"}
     inf0, exe0 = model_counts(server.http_port, case.model)
     root = server.proc.pid  # type: ignore[union-attr]
@@ -177,6 +186,8 @@ def run_pa(server: Server, case: Case, args: argparse.Namespace, raw_dir: str) -
     row["batch"] = d_inf / d_exe if d_exe else None
     row["cpu_us_per_inf"] = cpu * 1e6 / d_inf if d_inf else None
     row["server_cpu_cores"] = cpu / wall if wall else None
+    # the serving process alone per inference: what caps throughput however many workers there are
+    row["serving_us_per_inf"] = deltas.get(root, 0.0) * 1e6 / d_inf if d_inf else None
     row["serving_proc_cores"] = deltas.get(root, 0.0) / wall if wall else None  # the serving process alone
     # how evenly the kernel spread the connections: the busiest and the idlest worker
     row["worker_cores_max"] = workers[0] / wall if workers and wall else None
@@ -207,7 +218,7 @@ def ratio(a: Optional[float], b: Optional[float]) -> str:
 
 def render(rows: List[Dict[str, object]], cases: List[Case], workers: List[int]) -> str:
     head = ["case", "workers", "infer/s", "p50 ms", "p99 ms", "batch", "server cores (serving proc)"]
-    head += ["worker cores max/min", "loadgen cores", "CPU µs/inf"]
+    head += ["worker cores max/min", "loadgen cores", "CPU µs/inf (serving proc)"]
     head += ["infer/s vs w0", "p50 vs w0", "CPU/inf vs w0"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for case in cases:
@@ -229,6 +240,7 @@ def render(rows: List[Dict[str, object]], cases: List[Case], workers: List[int])
                     "worker_cores_min",
                     "loadgen_cores",
                     "cpu_us_per_inf",
+                    "serving_us_per_inf",
                 )
             }
             if w == workers[0]:
@@ -246,7 +258,7 @@ def render(rows: List[Dict[str, object]], cases: List[Case], workers: List[int])
                         f"{fmt(m['server_cpu_cores'], 2)} ({fmt(m['serving_proc_cores'], 2)})",
                         f"{fmt(m['worker_cores_max'], 2)} / {fmt(m['worker_cores_min'], 2)}",
                         fmt(m["loadgen_cores"], 2),
-                        fmt(m["cpu_us_per_inf"]),
+                        f"{fmt(m['cpu_us_per_inf'])} ({fmt(m['serving_us_per_inf'])})",
                         ratio(m["infer_per_s"], base.get("infer_per_s")),
                         ratio(m["p50_ms"], base.get("p50_ms")),
                         ratio(m["cpu_us_per_inf"], base.get("cpu_us_per_inf")),
@@ -260,7 +272,8 @@ def render(rows: List[Dict[str, object]], cases: List[Case], workers: List[int])
         "server cores = CPU time of the server process and its worker children / wall time of the call, in "
         "brackets the serving process alone; worker cores max/min = the busiest and the idlest worker (how "
         "evenly SO_REUSEPORT spread the connections); loadgen cores = perf_analyzer's CPU time / the same wall time; "
-        "CPU µs/inf = that CPU time / inferences served in the call (perf_analyzer's warm-up included)."
+        "CPU µs/inf = that CPU time / inferences served in the call (perf_analyzer's warm-up included), in brackets "
+        "the serving process's alone (1e6 / it bounds infer/s however many workers serve)."
     )
     return "\n".join(lines)
 
@@ -309,8 +322,8 @@ def print_row(row: Dict[str, object]) -> None:
         f"p50 {fmt(num(row.get('p50_ms')), 2):>6} ms  p99 {fmt(num(row.get('p99_ms')), 2):>7} ms  "
         f"batch {fmt(num(row.get('batch')), 1):>5}  cores {fmt(num(row.get('server_cpu_cores')), 2):>5} "
         f"(main {fmt(num(row.get('serving_proc_cores')), 2)}, loadgen {fmt(num(row.get('loadgen_cores')), 2)})  "
-        f"CPU µs/inf {fmt(num(row.get('cpu_us_per_inf'))):>5}  [{row['stable']}] load {row['load1']}"
-        + (f"  ERROR {row['error']}" if row.get("error") else ""),
+        f"CPU µs/inf {fmt(num(row.get('cpu_us_per_inf'))):>5} (main {fmt(num(row.get('serving_us_per_inf')))})  "
+        f"[{row['stable']}] load {row['load1']}" + (f"  ERROR {row['error']}" if row.get("error") else ""),
         flush=True,
     )
 
@@ -341,7 +354,7 @@ def write_outputs(out_dir: str, text: str, rows: List[Dict[str, object]], facts:
         f.write(text)
     cols = ["round", "workers", "case", "load1", "infer_per_s", "p50_ms", "p99_ms", "batch", "server_cpu_cores",
             "serving_proc_cores", "worker_cores_max", "worker_cores_min", "loadgen_cores", "cpu_us_per_inf",
-            "inferences", "stable", "rc", "error"]  # fmt: skip
+            "serving_us_per_inf", "inferences", "stable", "rc", "error"]  # fmt: skip
     with open(os.path.join(out_dir, "rows.csv"), "w", newline="") as f:
         w_ = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w_.writeheader()

@@ -72,7 +72,9 @@ class StreamOutcomes:
 
 
 class Pending:
-    """A queued request: either a future (coupled) or a stream queue (decoupled / streaming)."""
+    """A queued request: a future (coupled), a stream queue (decoupled / streaming), or a ``reply`` callback
+    that is handed the outcome on the loop as it is known (front-end workers: no future and no loop callback
+    per request); ``cancel()`` drops a reply item as cancelling its future would."""
 
     __slots__ = (
         "request",
@@ -89,6 +91,7 @@ class Pending:
         "seq",
         "is_gone",
         "batch",
+        "reply",
     )
 
     def __init__(
@@ -100,6 +103,7 @@ class Pending:
         future: Optional[asyncio.Future[InferenceResponse]] = None,
         stream: Optional[StreamOutcomes] = None,
         is_gone: Optional[Callable[[], bool]] = None,
+        reply: Optional[Callable[[Any], None]] = None,
     ) -> None:
         self.request = request
         self.inference_request = inference_request
@@ -115,6 +119,13 @@ class Pending:
         self.seq = 0
         self.is_gone = is_gone  # a transport's cheap "client disconnected?" probe, polled at dispatch
         self.batch: Optional[Batch] = None  # set at dispatch
+        self.reply = reply
+
+    def cancel(self) -> None:
+        """Nobody waits any more: dropped if still queued, its outcome discarded otherwise."""
+        if self.future is not None:
+            self.future.cancel()
+        self.closed = True
 
     def gone(self) -> bool:
         """True when nobody waits for this request any more (client disconnected or cancelled)."""
@@ -522,3 +533,6 @@ def _deliver(item: Pending, outcome: Any) -> None:
             item.future.set_result(outcome)
     elif item.stream is not None and not item.closed:
         item.stream.put(outcome)
+    elif item.reply is not None and not item.closed:
+        item.closed = True  # one outcome per request
+        item.reply(outcome)

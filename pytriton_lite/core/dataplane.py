@@ -350,10 +350,11 @@ class InProcessDataPlane:
             self.cache.put(cache_key, response.outputs)
         return response
 
-    def submit(self, request: InferenceRequest) -> Optional[asyncio.Future[InferenceResponse]]:
-        """``infer`` without a coroutine, for front-end workers' requests: admit, check and queue ``request``
-        and return the future of its response (cancel it to drop the request). Raises as ``infer``. None when
-        the request needs ``infer``'s whole path (tracing on, or a response cache)."""
+    def submit(self, request: InferenceRequest, reply: Callable[[Any], None]) -> Optional[Pending]:
+        """``infer`` without a coroutine or a future, for front-end workers' requests: admit, check and queue
+        ``request``; ``reply`` is called on the loop with its response or exception once known (never for a
+        cancelled one). Returns the queued item (``cancel()`` drops it). Raises as ``infer`` at admission.
+        None when the request needs ``infer``'s whole path (tracing on, or a response cache)."""
         if self.trace.active or self.cache is not None:
             return None
         entry = self._admit(request)
@@ -361,9 +362,9 @@ class InProcessDataPlane:
         if model.decoupled:
             raise DecoupledModelError(model.name)
         callable_request, batch_size, key = model.prepare(request)
-        future: asyncio.Future[InferenceResponse] = self.loop.create_future()
-        entry.batcher.submit(Pending(callable_request, request, batch_size, key, future=future))
-        return future
+        item = Pending(callable_request, request, batch_size, key, reply=reply)
+        entry.batcher.submit(item)
+        return item
 
     async def infer_stream(self, request: InferenceRequest) -> AsyncGenerator[InferenceResponse, None]:
         """0..n responses for a decoupled model (exactly one otherwise); closing the iterator stops the model."""

@@ -7,7 +7,7 @@ to the declared dtypes (``strict=True`` validates instead of casting).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -16,6 +16,8 @@ from pytriton_lite.core.served_config import ModelConfigProto, bound_model_confi
 from pytriton_lite.exceptions import InferenceError, InvalidArgumentError, ModelExecutionError
 from pytriton_lite.model_config import ModelConfig, Tensor, is_bytes_dtype, to_triton_dtype
 from pytriton_lite.types import InferenceRequest, ModelInfo, ModelState, Request, TensorInfo
+
+_VALID_INPUTS_KEPT = 256  # bounded: a model with variable dims sees many shapes
 
 _BATCH_NOTE = (
     " NOTE: Setting a non-zero max_batch_size in the model config requires a batch dimension to be prepended to "
@@ -78,6 +80,8 @@ class Model:
         self.max_batch_size = int(self.served.max_batch_size)
         self.decoupled = bool(self.served.model_transaction_policy.decoupled)
         self.response_cache = bool(self.served.response_cache.enable)
+        # read on every request that names no version: a protobuf oneof lookup costs more than the rest of it
+        self.specific_versions = self.served.version_policy.WhichOneof("policy_choice") == "specific"
         self.load_duration_s = 0.0  # set by the repository layer once loaded (Triton's nv_model_load_duration_secs)
         self.input_infos = tuple(_info(t) for t in self.inputs)
         self.output_infos = tuple(_info(t) for t in self.outputs)
@@ -85,6 +89,9 @@ class Model:
         self.output_by_name: Dict[str, Tensor] = {t.name: t for t in self.outputs}  # type: ignore[misc]
         self.output_names: List[str] = [t.name for t in self.outputs]  # type: ignore[misc]
         self._required = [str(t.name) for t in self.inputs if not t.optional]
+        self._all_input_names = frozenset(str(t.name) for t in self.inputs)
+        # (input, dtype, shape without the batch dim) already checked: a set lookup instead of the checks
+        self._valid_inputs: Set[Tuple[str, np.dtype, Tuple[int, ...]]] = set()
         self._input_wire_dtypes = {str(t.name): t.triton_dtype for t in self.inputs}
         self._output_np_dtypes: Dict[str, Optional[np.dtype[Any]]] = {
             str(t.name): None if is_bytes_dtype(t.dtype) else np.dtype(t.dtype) for t in self.outputs
@@ -115,9 +122,16 @@ class Model:
         if requested is not None:
             self._check_requested(requested)
         inputs = request.inputs
-        self._check_names(inputs)
+        if inputs.keys() != self._all_input_names:  # the common case (every input, no other) in one compare
+            self._check_names(inputs)
         batch_size = self._batch_size(inputs) if self.max_batch_size > 0 else 1
-        key = tuple(self._check_input(name, array) for name, array in inputs.items())
+        batching, valid, parts = self.max_batch_size > 0, self._valid_inputs, []
+        for name, array in inputs.items():
+            shape = array.shape[1:] if batching else array.shape
+            if (name, array.dtype, shape) not in valid:
+                self._check_input(name, array)
+            parts.append((name, shape))
+        key = tuple(parts)
         names = requested if requested is not None else self.output_names
         callable_request = Request(
             data=dict(inputs),
@@ -196,6 +210,8 @@ class Model:
                 f"unexpected shape for input '{name}' for model '{model}'. "
                 f"Expected {_fmt_shape(full_dims)}, got {_fmt_shape(array.shape)}.{note}"
             )
+        if len(self._valid_inputs) < _VALID_INPUTS_KEPT:
+            self._valid_inputs.add((name, array.dtype, shape))
         return (name, shape)
 
     # --- result side (instance thread) ----------------------------------------------------------------

@@ -114,8 +114,7 @@ class Registry:
         if not version and len(versions) == 1:
             # the common case, on every request: one version, which any policy but "specific" selects
             (only,) = versions.values()
-            policy = only.model.served.version_policy.WhichOneof("policy_choice")
-            if only.state is ModelState.READY and policy != "specific":
+            if only.state is ModelState.READY and not only.model.specific_versions:
                 return only
         if not version:
             served = self.served(name)

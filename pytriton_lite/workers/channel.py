@@ -2,8 +2,10 @@
 
 ``Channel`` reads frames (``wire``) into a reusable buffer and hands each decoded message to ``on_message``;
 a frame too large for that buffer is read straight into a buffer of its own, so a large tensor is copied once,
-by the kernel. The first send of a loop iteration is written at once; the others of that iteration leave in
-one ``writelines``: under load many responses share a system call.
+by the kernel. The first send of a loop iteration is written at once; the others of that iteration leave
+together when it ends, pickled into one ``BATCH`` frame: under load many requests or responses share one
+pickle, one frame header and one system call (the serving process's CPU per request bounds the throughput of
+every worker together).
 
 ``BlockingCaller`` is the worker's second socket, for the data plane's synchronous calls (statistics, the
 repository index, trace and log settings, readiness): it blocks the worker's loop for one round trip, which
@@ -13,10 +15,11 @@ only those rare calls pay; inference never uses it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import socket
 import threading
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Deque, List, Optional, Tuple
 
 from pytriton_lite.workers import wire
 
@@ -39,7 +42,7 @@ class Channel(asyncio.BufferedProtocol):
         # a frame being read into a buffer of its own: (meta length, buffer lengths, buffer, bytes filled)
         self._own: Optional[Tuple[int, List[int], bytearray]] = None
         self._own_filled = 0
-        self._out: List[Any] = []
+        self._out: List[Tuple[Any, ...]] = []  # messages of this loop iteration after its first
         self._flush_scheduled = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
 
@@ -113,7 +116,7 @@ class Channel(asyncio.BufferedProtocol):
                     buffers.append(bytearray(view[at : at + length]))
                     at += length
                 self._start = at
-                self.on_message(wire.decode(meta, buffers))
+                self._deliver(wire.decode(meta, buffers))
                 if self.closed:
                     return
                 continue
@@ -140,7 +143,16 @@ class Channel(asyncio.BufferedProtocol):
         for length in lengths:
             buffers.append(view[at : at + length])
             at += length
-        self.on_message(wire.decode(meta, buffers))
+        self._deliver(wire.decode(meta, buffers))
+
+    def _deliver(self, message: Tuple[Any, ...]) -> None:
+        if message[0] != wire.BATCH:
+            self.on_message(message)
+            return
+        for one in message[1]:
+            if self.closed:
+                return
+            self.on_message(one)
 
     # --- writing -----------------------------------------------------------------------------------------
 
@@ -149,11 +161,10 @@ class Channel(asyncio.BufferedProtocol):
         iteration together when it ends (one write for many under load)."""
         if self.closed:
             return
-        frames = wire.encode(message)
         if self._flush_scheduled or self.transport is None:
-            self._out.extend(frames)
+            self._out.append(message)
         else:
-            self.transport.writelines(frames)
+            self.transport.writelines(wire.encode(message))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             if self._loop is None:  # connection_made may still be scheduled: it runs before this flush
@@ -164,7 +175,7 @@ class Channel(asyncio.BufferedProtocol):
         self._flush_scheduled = False
         out, self._out = self._out, []
         if out and self.transport is not None and not self.closed:
-            self.transport.writelines(out)
+            self.transport.writelines(wire.encode_many(out))
 
     def close(self) -> None:
         if self.transport is not None:
@@ -191,16 +202,27 @@ class BlockingCaller:
         self._sock = sock
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._unread: Deque[Tuple[Any, ...]] = collections.deque()  # the rest of a BATCH frame
 
     def call(self, method: str, *args: Any) -> Any:
         """``method(*args)`` on the serving process's data plane; its exception is raised here."""
         with self._lock:
             call_id = next(self._ids)
             _send_all(self._sock, wire.encode((wire.CALL, call_id, method, args)))
-            kind, _, value = self._read()
+            kind, _, value = self.read()
         if kind == wire.ERR:
             raise wire.unpack_error(value)
         return value
+
+    def read(self) -> Tuple[Any, ...]:
+        """The next message from the other end (blocking)."""
+        while not self._unread:
+            message = self._read()
+            if message[0] == wire.BATCH:
+                self._unread.extend(message[1])
+            else:
+                return message
+        return self._unread.popleft()
 
     def _read(self) -> Tuple[Any, ...]:
         prefix = self._exactly(wire.PREFIX.size)

@@ -338,14 +338,15 @@ class WorkerHub:
         if kind == wire.INFER:
             call_id = message[1]
             request = wire.unpack_request(message[2])
-            try:  # the batcher's own future when it will do: no task per request (5 % of the loop at c=256)
-                pending: Any = self.dataplane.submit(request)
+            try:  # the outcome is handed to _reply by the batcher: no task, future or loop callback per request
+                pending: Any = self.dataplane.submit(request, functools.partial(self._reply, worker, call_id))
             except Exception as exc:  # noqa: BLE001 - refused at admission: answered to the worker
-                pending = self._failed(exc)
-            if pending is None:
+                self._reply(worker, call_id, exc)
+                return
+            if pending is None:  # tracing or a response cache: infer's whole path, in a task
                 pending = asyncio.ensure_future(self.dataplane.infer(request))
+                pending.add_done_callback(functools.partial(self._infer_done, worker, call_id))
             worker.tasks[call_id] = pending
-            pending.add_done_callback(functools.partial(self._infer_done, worker, call_id))
         elif kind == wire.CANCEL:
             task = worker.tasks.pop(message[1], None)
             if task is not None:
@@ -370,12 +371,6 @@ class WorkerHub:
             if worker.ready is not None and not worker.ready.done():
                 worker.ready.set_result(None)
 
-    @staticmethod
-    def _failed(exc: BaseException) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        future.set_exception(exc)
-        return future
-
     def _on_sync_message(self, worker: _Worker, message: Tuple[Any, ...]) -> None:
         if message[0] == wire.CALL:
             self._answer(worker.sync_channel, message[1], message[2], message[3])
@@ -383,17 +378,24 @@ class WorkerHub:
     def _infer_done(self, worker: _Worker, call_id: int, task: asyncio.Future) -> None:
         if worker.tasks.get(call_id) is not task:
             return  # cancelled by the worker, or its process is gone (a restarted one counts ids afresh)
-        del worker.tasks[call_id]
-        if task.cancelled():
-            return
+        if not task.cancelled():
+            self._reply(worker, call_id, task.exception() or task.result())
+
+    def _reply(self, worker: _Worker, call_id: int, outcome: Any) -> None:
+        """Answer one request: its response or its exception (called by the batcher, on the loop)."""
+        worker.tasks.pop(call_id, None)
         channel = worker.channel
         if channel is None or channel.closed:
             return
-        exc = task.exception()
-        if exc is None:
-            channel.send((wire.OK, call_id, wire.pack_response(task.result())))
-        else:
-            channel.send((wire.ERR, call_id, wire.pack_error(exc)))
+        try:
+            if isinstance(outcome, BaseException):
+                message = (wire.ERR, call_id, wire.pack_error(outcome))
+            else:
+                message = (wire.OK, call_id, wire.pack_response(outcome))
+        except Exception as exc:  # noqa: BLE001 - the batcher's other requests must still be answered
+            LOGGER.exception("Could not pack the answer to a front-end worker's request")
+            message = (wire.ERR, call_id, wire.pack_error(exc))
+        channel.send(message)
 
     async def _stream(self, worker: _Worker, call_id: int, packed: Tuple[Any, ...], state: _StreamState) -> None:
         channel = worker.channel

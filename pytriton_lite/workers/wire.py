@@ -42,6 +42,7 @@ ITEM = 11  # main -> worker: (ITEM, call id, packed response)
 END = 12  # main -> worker: (END, call id): the stream is over
 SNAPSHOT = 13  # main -> worker: (SNAPSHOT, generation, Snapshot)
 STOP = 14  # main -> worker: (STOP,): drain and exit
+BATCH = 15  # either way: (BATCH, [message, ...]): the messages of one loop iteration in one frame
 
 
 def _model_config(serialized: bytes) -> ModelConfig:
@@ -58,11 +59,27 @@ def encode(message: Tuple[Any, ...]) -> List[Any]:
     """The buffers of one frame, to be written in order (``writelines``/``sendmsg``)."""
     buffers: List[pickle.PickleBuffer] = []
     meta = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
+    return _frame(meta, buffers)
+
+
+def _frame(meta: bytes, buffers: List[pickle.PickleBuffer]) -> List[Any]:
     raws = [b.raw() for b in buffers]
     head = PREFIX.pack(len(meta), len(raws))
     if raws:
         head += b"".join(LENGTH.pack(r.nbytes) for r in raws)
     return [head, meta, *raws]
+
+
+def encode_many(messages: Sequence[Tuple[Any, ...]]) -> List[Any]:
+    """The buffers of the frames carrying ``messages``: one ``BATCH`` frame (one pickle, one header) when
+    there are several, unless their out-of-band buffers would pass ``MAX_BUFFERS``."""
+    if len(messages) == 1:
+        return encode(messages[0])
+    buffers: List[pickle.PickleBuffer] = []
+    meta = pickle.dumps((BATCH, messages), protocol=5, buffer_callback=buffers.append)
+    if len(buffers) > MAX_BUFFERS:
+        return [part for message in messages for part in encode(message)]
+    return _frame(meta, buffers)
 
 
 def decode(meta: Any, buffers: Sequence[Any] = ()) -> Tuple[Any, ...]:
@@ -101,12 +118,18 @@ def _pack_arrays(arrays: Dict[str, Any]) -> Dict[str, Any]:
     return packed
 
 
+_DTYPES: Dict[str, np.dtype] = {}  # dtype.str -> dtype: np.dtype("<f4") is a parse per tensor otherwise
+
+
 def _unpack_arrays(packed: Dict[str, Any]) -> Dict[str, Any]:
     arrays: Dict[str, Any] = {}
     for name, value in packed.items():
         if isinstance(value, tuple):
-            dtype, shape, buffer = value
-            arrays[name] = np.frombuffer(buffer, dtype=np.dtype(dtype)).reshape(shape)
+            code, shape, buffer = value
+            dtype = _DTYPES.get(code)
+            if dtype is None:
+                dtype = _DTYPES[code] = np.dtype(code)
+            arrays[name] = np.ndarray(shape, dtype, buffer)  # a view of the buffer: 3x cheaper than frombuffer
         else:
             arrays[name] = value
     return arrays

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from typing import Iterator
 
 import numpy as np
@@ -215,3 +216,94 @@ def test_in_process_data_plane_has_every_method_of_the_protocol_with_its_signatu
             assert isinstance(implemented, property), name
             continue
         assert inspect.signature(implemented) == inspect.signature(declared), name
+
+
+# --- submit: front-end workers' requests, answered through a reply callback ---------------------------
+
+
+def _failing(requests):
+    raise ValueError("boom")
+
+
+def _request(rows: int = 1, **kwargs) -> InferenceRequest:
+    return InferenceRequest("m", "", {"x": np.arange(rows * 2, dtype=np.float32).reshape(rows, 2)}, **kwargs)
+
+
+def test_submit_hands_each_outcome_to_its_reply_once(loop):
+    plane = InProcessDataPlane(loop)
+    plane.add_model(_model("m", config=ModelConfig(max_batch_size=8)))
+    got: list = []
+
+    async def scenario():
+        items = [plane.submit(_request(id=str(i)), got.append) for i in range(5)]
+        assert all(item is not None for item in items)
+        while len(got) < 5:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)  # nothing more arrives
+
+    loop.run_until_complete(asyncio.wait_for(scenario(), 10))
+    assert sorted(r.id for r in got) == ["0", "1", "2", "3", "4"]
+    assert all(r.outputs["y"].tolist() == [[0.0, 1.0]] for r in got)
+    assert plane.statistics("m")[0].inference_count == 5
+    plane.stop_models()
+
+
+def test_submit_replies_with_the_models_error_and_refuses_at_admission(loop):
+    plane = InProcessDataPlane(loop)
+    plane.add_model(Model("m", 1, [_failing], IN, OUT, ModelConfig(max_batch_size=8)))
+    got: list = []
+
+    async def scenario():
+        plane.submit(_request(), got.append)
+        while not got:
+            await asyncio.sleep(0.001)
+
+    loop.run_until_complete(asyncio.wait_for(scenario(), 10))
+    assert len(got) == 1 and "boom" in str(got[0])
+    with pytest.raises(InvalidArgumentError, match="missing required input"):
+        plane.submit(InferenceRequest("m", "", {"z": np.zeros((1, 2), np.float32)}), got.append)
+    with pytest.raises(ModelNotFoundError):
+        plane.submit(InferenceRequest("nope", "", {}), got.append)
+    assert len(got) == 1  # refused requests raise; they are never replied to
+    plane.stop_models()
+
+
+def test_a_cancelled_submit_is_dropped_unreplied_and_counted_as_cancelled(loop):
+    gate, entered = threading.Event(), threading.Event()
+
+    def held(requests):
+        entered.set()
+        assert gate.wait(10)
+        return [{"y": r["x"]} for r in requests]
+
+    plane = InProcessDataPlane(loop)
+    plane.add_model(Model("m", 1, [held], IN, OUT, ModelConfig(max_batch_size=1)))
+    got: list = []
+
+    async def scenario():
+        plane.submit(_request(id="running"), got.append)
+        while not entered.is_set():
+            await asyncio.sleep(0.001)
+        doomed = plane.submit(_request(id="doomed"), got.append)
+        kept = plane.submit(_request(id="kept"), got.append)
+        assert doomed is not None and kept is not None
+        doomed.cancel()
+        gate.set()
+        while len(got) < 2:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)
+
+    loop.run_until_complete(asyncio.wait_for(scenario(), 10))
+    assert [r.id for r in got] == ["running", "kept"]
+    stats = plane.statistics("m")[0]
+    assert stats.inference_count == 2 and dict(stats.failures).get("CANCELED") == 1
+    plane.stop_models()
+
+
+def test_submit_leaves_traced_requests_to_infer(loop):
+    plane = InProcessDataPlane(loop)
+    plane.add_model(_model("m"))
+    plane.trace.update("", {"trace_level": ["TIMESTAMPS"], "trace_rate": "1"})
+    assert plane.trace.active
+    assert plane.submit(_request(), lambda outcome: None) is None
+    plane.stop_models()

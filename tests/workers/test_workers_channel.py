@@ -72,14 +72,21 @@ class Inbox:
 
 
 class CountingTransport:
-    """A transport that counts its ``writelines`` calls."""
+    """A transport that counts its ``writelines`` calls and the frames each wrote."""
 
     def __init__(self, transport: Any) -> None:
         self.transport = transport
         self.calls = 0
+        self.frames: List[int] = []  # frames per call
 
     def writelines(self, parts: Any) -> None:
         self.calls += 1
+        parts = list(parts)
+        frames, at = 0, 0
+        while at < len(parts):  # head, meta, one part per buffer
+            frames += 1
+            at += 2 + wire.parse_prefix(bytes(parts[at])[: wire.PREFIX.size])[1]
+        self.frames.append(frames)
         self.transport.writelines(parts)
 
     def __getattr__(self, name: str) -> Any:
@@ -108,6 +115,7 @@ def test_many_small_frames_sent_in_one_iteration_arrive_in_order(run):
             left.send((wire.OK, i, {"v": np.full(3, i, np.int64), "s": "x" * (i % 50)}))
         await inbox.until(lambda: len(inbox.messages) == 2000)
         assert writes.calls <= 2  # the first at once, the rest of the iteration in one writelines
+        assert writes.frames == [1, 1]  # ... in one BATCH frame: one pickle and one header for 1999 messages
         assert [m[1] for m in inbox.messages] == list(range(2000))
         assert all(m[2]["v"].tolist() == [i] * 3 and m[2]["s"] == "x" * (i % 50) for i, m in enumerate(inbox.messages))
         left.close()
@@ -358,6 +366,20 @@ def test_blocking_calls_from_several_threads_are_one_at_a_time(caller):
         thread.join(30)
     assert not errors and len(results) == 400
     assert all(value == base + i for base, i, value in results)
+
+
+def test_the_blocking_reader_hands_out_a_batch_frames_messages_one_by_one():
+    mine, theirs = socket.socketpair()
+    try:
+        batch = [(wire.OK, i, np.full(2, i)) for i in range(3)]
+        theirs.sendall(b"".join(bytes(p) for p in [*wire.encode_many(batch), *wire.encode((wire.END, 9))]))
+        reader = BlockingCaller(mine)
+        got = [reader.read() for _ in range(4)]
+        assert [m[:2] for m in got] == [(wire.OK, 0), (wire.OK, 1), (wire.OK, 2), (wire.END, 9)]
+        assert got[2][2].tolist() == [2, 2]
+    finally:
+        mine.close()
+        theirs.close()
 
 
 def test_blocking_call_after_the_other_end_closed_raises_connection_error():

@@ -296,7 +296,7 @@ def test_model_config_protobuf_pickles_as_its_bytes():
 def test_message_kinds_are_distinct():
     kinds = [getattr(wire, name) for name in dir(wire) if name.isupper() and isinstance(getattr(wire, name), int)]
     kinds = [k for k in kinds if k not in (wire.MAX_BUFFERS,)]
-    assert len(set(kinds)) == len(kinds) == 14
+    assert len(set(kinds)) == len(kinds) == 15
 
 
 def test_lengths_are_read_in_order():
@@ -354,3 +354,33 @@ def test_the_prefix_announces_every_length():
     meta_length, count = wire.parse_prefix(bytes(parts[0][: wire.PREFIX.size]))
     lengths = wire.parse_lengths(bytes(parts[0][wire.PREFIX.size :]), count)
     assert [meta_length, *lengths] == _sizes(parts[1:])
+
+
+def test_several_messages_share_one_batch_frame_with_their_arrays():
+    messages = [(wire.OK, i, {"v": np.full(4, i, np.float32), "s": "x" * i}) for i in range(50)]
+    parts = wire.encode_many(messages)
+    meta_length, count = wire.parse_prefix(bytes(parts[0])[: wire.PREFIX.size])
+    assert count == 50 and len(parts) == 2 + 50  # one header, one pickle, each array's bytes out of band
+    kind, got = parse_frame(b"".join(bytes(part) for part in parts))
+    assert kind == wire.BATCH and [m[1] for m in got] == list(range(50))
+    assert all(m[2]["v"].tolist() == [float(i)] * 4 and m[2]["s"] == "x" * i for i, m in enumerate(got))
+
+
+def test_one_message_is_not_wrapped_in_a_batch():
+    message = (wire.OK, 7, np.arange(3))
+    assert [bytes(p) for p in wire.encode_many([message])] == [bytes(p) for p in wire.encode(message)]
+
+
+def test_a_batch_over_the_buffer_limit_falls_back_to_a_frame_per_message(monkeypatch):
+    monkeypatch.setattr(wire, "MAX_BUFFERS", 5)
+    messages = [(wire.OK, i, [np.arange(2), np.arange(3)]) for i in range(4)]  # 8 buffers together
+    data = b"".join(bytes(part) for part in wire.encode_many(messages))
+    frames = []
+    while data:
+        meta_length, count = wire.parse_prefix(data[: wire.PREFIX.size])
+        head = wire.PREFIX.size + wire.LENGTH.size * count
+        size = head + meta_length + sum(wire.parse_lengths(data[wire.PREFIX.size : head], count))
+        frames.append(parse_frame(data[:size]))
+        data = data[size:]
+    assert [f[1] for f in frames] == [0, 1, 2, 3] and all(f[0] == wire.OK for f in frames)
+    assert frames[3][2][1].tolist() == [0, 1, 2]

@@ -1,0 +1,175 @@
+"""The serving process's CPU per inference with front-end workers, HTTP and gRPC left out.
+
+    python bench/hub_cost.py [--requests 40000] [--window 256] [--rows 1] [--delay-us 0] [--rounds 3]
+
+With front-end workers the serving process only reads request frames from its workers' channels, queues them
+with the batcher, runs the model and writes the responses back, so its CPU time per inference bounds the
+throughput however many workers parse HTTP and gRPC (1e6 / µs per inference = requests/s on one core).
+This measures that path alone: a ``Triton`` serving identity 16xFP32 (``@batch``, max batch 256) to one
+``WorkerHub`` channel whose other end is a forked driver process standing in for a worker; it keeps
+``--window`` requests in flight and checks every answer. Printed per round: requests/s, the serving
+process's CPU µs per inference (all its threads: the serving loop and the model's instance), the average
+batch, and the driver's CPU µs per inference (a worker's channel side, without HTTP/gRPC).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import resource
+import socket
+import statistics
+import sys
+import time
+from typing import Any, Dict
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np
+
+from pytriton_lite.decorators import batch
+from pytriton_lite.model_config import DynamicBatcher, ModelConfig, Tensor
+from pytriton_lite.triton import Triton, TritonConfig
+from pytriton_lite.types import InferenceRequest
+from pytriton_lite.workers import wire
+from pytriton_lite.workers.channel import BlockingCaller, Channel
+from pytriton_lite.workers.hub import WorkerHub, _Worker
+
+MODEL = "identity_fp32"
+
+
+def cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def drive(sock: socket.socket, report: int, count: int, window: int, rows: int) -> None:
+    """The stand-in worker: ``count`` requests, ``window`` in flight, every answer checked. Like a worker's
+    channel it answers a frame of k responses with one frame of k new requests."""
+    reader = BlockingCaller(sock)  # its frame reader only
+    data = np.arange(rows * 16, dtype=np.float32).reshape(rows, 16)
+    encode_many = getattr(wire, "encode_many", None)  # absent in trees before BATCH frames (A/B runs)
+    sent = done = 0
+    cpu0 = cpu_s()
+
+    def send(n: int) -> None:
+        nonlocal sent
+        messages = []
+        for _ in range(n):
+            sent += 1
+            request = InferenceRequest(MODEL, "", {"INPUT_1": data}, id=str(sent))
+            messages.append((wire.INFER, sent, wire.pack_request(request)))
+        if encode_many is not None:
+            parts = encode_many(messages)
+        else:
+            parts = [part for message in messages for part in wire.encode(message)]
+        sock.sendall(b"".join(bytes(memoryview(p).cast("B")) for p in parts))
+
+    send(min(window, count))
+    while done < count:
+        frame = reader._read()
+        messages = frame[1] if frame[0] == getattr(wire, "BATCH", None) else [frame]
+        for message in messages:
+            if message[0] != wire.OK:
+                raise SystemExit(f"driver: unexpected answer {message[:3]}")
+            if not np.array_equal(wire.unpack_response(message[2]).outputs["OUTPUT_1"], data):
+                raise SystemExit("driver: wrong answer")
+        done += len(messages)
+        if sent < count:
+            send(min(len(messages), count - sent))
+    os.write(report, f"{cpu_s() - cpu0:.6f}\n".encode())
+
+
+def identity_model(delay_us: float) -> Any:
+    @batch
+    def identity(INPUT_1: np.ndarray) -> Dict[str, np.ndarray]:
+        if delay_us:
+            time.sleep(delay_us / 1e6)
+        return {"OUTPUT_1": INPUT_1}
+
+    return identity
+
+
+def one_round(args: argparse.Namespace) -> Dict[str, float]:
+    ours, theirs = socket.socketpair()
+    report_r, report_w = os.pipe()
+    pid = os.fork()  # before this round's server starts threads
+    if pid == 0:
+        ours.close()
+        code = 1
+        try:
+            drive(theirs, report_w, args.requests, args.window, args.rows)
+            code = 0
+        finally:
+            os._exit(code)
+    theirs.close()
+    os.close(report_w)
+    config = TritonConfig(http_address="127.0.0.1", grpc_address="127.0.0.1", http_port=0, grpc_port=0, metrics_port=0)
+    triton = Triton(config=config)
+    try:
+        triton.bind(
+            MODEL,
+            identity_model(args.delay_us),
+            inputs=[Tensor(name="INPUT_1", dtype=np.float32, shape=(-1,))],
+            outputs=[Tensor(name="OUTPUT_1", dtype=np.float32, shape=(-1,))],
+            config=ModelConfig(max_batch_size=256, batcher=DynamicBatcher(max_queue_delay_microseconds=0)),
+        )
+        triton.run()
+        dataplane, loop = triton._dataplane, triton._loop
+        assert dataplane is not None and loop is not None
+        hub = WorkerHub(dataplane, config, 0)
+        worker = _Worker(0)
+
+        async def attach() -> None:
+            _, worker.channel = await loop.create_unix_connection(
+                lambda: Channel(functools.partial(hub._on_message, worker), lambda: None), sock=ours
+            )
+
+        before = dataplane.statistics(MODEL)[0]
+        cpu0, t0 = cpu_s(), time.perf_counter()
+        asyncio.run_coroutine_threadsafe(attach(), loop).result(10)
+        with os.fdopen(report_r) as f:
+            line = f.readline()
+        wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not line:
+            raise SystemExit(f"the driver failed (status {status})")
+        after = dataplane.statistics(MODEL)[0]
+    finally:
+        triton.stop()
+        ours.close()
+    n = after.inference_count - before.inference_count
+    executions = after.execution_count - before.execution_count
+    return {
+        "infer_per_s": n / wall,
+        "serving_us": cpu * 1e6 / n,
+        "batch": n / executions if executions else 0.0,
+        "driver_us": float(line) * 1e6 / n,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=40000)
+    ap.add_argument("--window", type=int, default=256)
+    ap.add_argument("--rows", type=int, default=1)
+    ap.add_argument("--delay-us", type=float, default=0.0, help="the model sleeps this long per batch")
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    rows = []
+    for i in range(1, args.rounds + 1):
+        row = one_round(args)
+        rows.append(row)
+        print(
+            f"round {i}: {row['infer_per_s']:>9,.0f} infer/s  serving CPU {row['serving_us']:6.1f} µs/inf  "
+            f"batch {row['batch']:5.1f}  driver CPU {row['driver_us']:6.1f} µs/inf",
+            flush=True,
+        )
+    us = statistics.median(r["serving_us"] for r in rows)
+    print(f"median serving CPU {us:.1f} µs/inference: one core bounds the serving process to {1e6 / us:,.0f}/s")
+
+
+if __name__ == "__main__":
+    main()
