@@ -8,7 +8,7 @@ throughput however many workers parse HTTP and gRPC (1e6 / µs per inference = r
 This measures that path alone: a ``Triton`` serving identity 16xFP32 (``@batch``, max batch 256) to one
 ``WorkerHub`` channel whose other end is a forked driver process standing in for a worker; it keeps
 ``--window`` requests in flight and checks every answer. Printed per round: requests/s, the serving
-process's CPU µs per inference (all its threads: the serving loop and the model's instance), the average
+process's CPU µs per inference (all its threads; in brackets its serving loop thread alone), the average
 batch, and the driver's CPU µs per inference (a worker's channel side, without HTTP/gRPC).
 """
 
@@ -21,9 +21,11 @@ import os
 import resource
 import socket
 import statistics
+import subprocess
 import sys
+import threading
 import time
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -45,7 +47,7 @@ def cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def drive(sock: socket.socket, report: int, count: int, window: int, rows: int) -> None:
+def drive(sock: socket.socket, report: int, count: int, window: int, rows: int, per_frame: int) -> None:
     """The stand-in worker: ``count`` requests, ``window`` in flight, every answer checked. Like a worker's
     channel it answers a frame of k responses with one frame of k new requests."""
     reader = BlockingCaller(sock)  # its frame reader only
@@ -61,10 +63,10 @@ def drive(sock: socket.socket, report: int, count: int, window: int, rows: int) 
             sent += 1
             request = InferenceRequest(MODEL, "", {"INPUT_1": data}, id=str(sent))
             messages.append((wire.INFER, sent, wire.pack_request(request)))
-        if encode_many is not None:
-            parts = encode_many(messages)
-        else:
-            parts = [part for message in messages for part in wire.encode(message)]
+        parts: List[Any] = []
+        for at in range(0, len(messages), per_frame):
+            some = messages[at : at + per_frame]
+            parts += encode_many(some) if encode_many is not None else [p for m in some for p in wire.encode(m)]
         sock.sendall(b"".join(bytes(memoryview(p).cast("B")) for p in parts))
 
     send(min(window, count))
@@ -92,18 +94,19 @@ def identity_model(delay_us: float) -> Any:
     return identity
 
 
+def thread_cpu_s(tid: int) -> float:
+    """utime + stime of one thread of this process, from /proc (clock ticks)."""
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one_round(args: argparse.Namespace) -> Dict[str, float]:
     ours, theirs = socket.socketpair()
     report_r, report_w = os.pipe()
-    pid = os.fork()  # before this round's server starts threads
-    if pid == 0:
-        ours.close()
-        code = 1
-        try:
-            drive(theirs, report_w, args.requests, args.window, args.rows)
-            code = 0
-        finally:
-            os._exit(code)
+    command = [sys.executable, os.path.abspath(__file__), "--drive", f"{theirs.fileno()},{report_w}"]
+    command += [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in ("requests", "window", "rows", "per_frame")]
+    driver = subprocess.Popen(command, pass_fds=(theirs.fileno(), report_w))
     theirs.close()
     os.close(report_w)
     config = TritonConfig(http_address="127.0.0.1", grpc_address="127.0.0.1", http_port=0, grpc_port=0, metrics_port=0)
@@ -127,13 +130,17 @@ def one_round(args: argparse.Namespace) -> Dict[str, float]:
                 lambda: Channel(functools.partial(hub._on_message, worker), lambda: None), sock=ours
             )
 
+        async def native_id() -> int:
+            return threading.get_native_id()
+
+        loop_tid = asyncio.run_coroutine_threadsafe(native_id(), loop).result(10)
         before = dataplane.statistics(MODEL)[0]
-        cpu0, t0 = cpu_s(), time.perf_counter()
+        cpu0, loop0, t0 = cpu_s(), thread_cpu_s(loop_tid), time.perf_counter()
         asyncio.run_coroutine_threadsafe(attach(), loop).result(10)
         with os.fdopen(report_r) as f:
             line = f.readline()
-        wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
-        _, status = os.waitpid(pid, 0)
+        wall, cpu, loop_cpu = time.perf_counter() - t0, cpu_s() - cpu0, thread_cpu_s(loop_tid) - loop0
+        status = driver.wait(60)
         if status != 0 or not line:
             raise SystemExit(f"the driver failed (status {status})")
         after = dataplane.statistics(MODEL)[0]
@@ -145,6 +152,7 @@ def one_round(args: argparse.Namespace) -> Dict[str, float]:
     return {
         "infer_per_s": n / wall,
         "serving_us": cpu * 1e6 / n,
+        "loop_us": loop_cpu * 1e6 / n,
         "batch": n / executions if executions else 0.0,
         "driver_us": float(line) * 1e6 / n,
     }
@@ -157,13 +165,20 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1)
     ap.add_argument("--delay-us", type=float, default=0.0, help="the model sleeps this long per batch")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--per-frame", type=int, default=1 << 30, help="at most this many requests per frame")
+    ap.add_argument("--drive", default="", help=argparse.SUPPRESS)  # the driver process: "socket fd,report fd"
     args = ap.parse_args()
+    if args.drive:
+        sock_fd, report_fd = (int(fd) for fd in args.drive.split(","))
+        drive(socket.socket(fileno=sock_fd), report_fd, args.requests, args.window, args.rows, args.per_frame)
+        return
     rows = []
     for i in range(1, args.rounds + 1):
         row = one_round(args)
         rows.append(row)
         print(
-            f"round {i}: {row['infer_per_s']:>9,.0f} infer/s  serving CPU {row['serving_us']:6.1f} µs/inf  "
+            f"round {i}: {row['infer_per_s']:>9,.0f} infer/s  serving CPU {row['serving_us']:6.1f} µs/inf "
+            f"(its loop thread {row['loop_us']:5.1f})  "
             f"batch {row['batch']:5.1f}  driver CPU {row['driver_us']:6.1f} µs/inf",
             flush=True,
         )
