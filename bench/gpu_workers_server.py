@@ -9,7 +9,8 @@ Models: ``identity_fp32`` (INPUT_1 FP32 [-1], max_batch_size 128, queue delay 0:
 ``--instances`` instances with their own weights and stream, max_batch_size 256, 1 ms queue delay).
 ``frontend_workers`` comes from ``PYTRITON_TRITON_CONFIG_FRONTEND_WORKERS`` (TritonConfig.from_env), as
 bench/workers_matrix.py sets it. Statistics are open (no token) so perf_analyzer can read them. Prints
-``STARTUP_S <s>`` (run() to every model ready over HTTP) once serving.
+``STARTUP_S <s>`` (run() to every model ready over HTTP) once serving. ``BENCH_GC_THRESHOLD=N`` in the
+environment: ``gc.set_threshold(N)`` first (the serving process's garbage-collector tuning of docs/scaling.md).
 
 ``--direct``: rows/s calling the MLP's ``@batch`` callable directly with one 256-row request, one thread per
 instance (1 and then all ``--instances``), host-to-device and back included: the ceiling any server can reach.
@@ -18,6 +19,8 @@ instance (1 and then all ``--instances``), host-to-device and back included: the
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import signal
 import threading
 import time
@@ -88,6 +91,8 @@ def main() -> None:
     if args.direct:
         direct_limit(args.device, args.instances, args.seconds)
         return
+    if os.environ.get("BENCH_GC_THRESHOLD"):
+        gc.set_threshold(int(os.environ["BENCH_GC_THRESHOLD"]), *gc.get_threshold()[1:])
     instances = [_InferFuncWrapper(args.device) for _ in range(args.instances)]
     config = TritonConfig(
         http_address="127.0.0.1",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import os
 import resource
 import socket
@@ -166,12 +167,15 @@ def main() -> None:
     ap.add_argument("--delay-us", type=float, default=0.0, help="the model sleeps this long per batch")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--per-frame", type=int, default=1 << 30, help="at most this many requests per frame")
+    ap.add_argument("--gc-threshold", type=int, default=0, help="gc.set_threshold(N) in the serving process first")
     ap.add_argument("--drive", default="", help=argparse.SUPPRESS)  # the driver process: "socket fd,report fd"
     args = ap.parse_args()
     if args.drive:
         sock_fd, report_fd = (int(fd) for fd in args.drive.split(","))
         drive(socket.socket(fileno=sock_fd), report_fd, args.requests, args.window, args.rows, args.per_frame)
         return
+    if args.gc_threshold:
+        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     rows = []
     for i in range(1, args.rounds + 1):
         row = one_round(args)

@@ -450,6 +450,10 @@ class Batcher(BatchSink):
                     id=item.inference_request.id,
                 )
                 self._finish(item, response, batch.start_ns)
+        # each item refers to its batch (traces read its timestamps): without this every request would stay
+        # in a reference cycle for the garbage collector (measured: 16 % of the serving process's CPU with
+        # front-end workers at 256 requests in flight, collections scanning what is in flight)
+        batch.items = []
         if self.queued:
             self._schedule()
         elif self.idle():

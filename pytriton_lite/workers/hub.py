@@ -392,7 +392,7 @@ class WorkerHub:
                 message = (wire.ERR, call_id, wire.pack_error(outcome))
             else:
                 message = (wire.OK, call_id, wire.pack_response(outcome))
-        except Exception as exc:  # noqa: BLE001 - the batcher's other requests must still be answered
+        except Exception as exc:
             LOGGER.exception("Could not pack the answer to a front-end worker's request")
             message = (wire.ERR, call_id, wire.pack_error(exc))
         channel.send(message)

@@ -14,6 +14,7 @@ own when their channels close.
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import select
@@ -161,6 +162,7 @@ def serve(fd: int) -> int:
     from pytriton_lite.workers import process  # everything a worker imports, imported once, here
 
     process.preload()
+    gc.freeze()  # what was imported stays out of the workers' collections: their pages stay shared
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)
     while True:
