@@ -1,6 +1,7 @@
 """The serving process's CPU per inference with front-end workers, HTTP and gRPC left out.
 
-    python bench/hub_cost.py [--requests 40000] [--window 256] [--rows 1] [--delay-us 0] [--rounds 3]
+    python bench/hub_cost.py [--requests 40000] [--window 256] [--channels 1] [--rows 1] [--delay-us 0]
+                             [--rounds 3] [--gc-threshold N]
 
 With front-end workers the serving process only reads request frames from its workers' channels, queues them
 with the batcher, runs the model and writes the responses back, so its CPU time per inference bounds the
@@ -62,7 +63,7 @@ def drive(sock: socket.socket, report: int, count: int, window: int, rows: int, 
         messages = []
         for _ in range(n):
             sent += 1
-            request = InferenceRequest(MODEL, "", {"INPUT_1": data}, id=str(sent))
+            request = InferenceRequest(MODEL, "", {"INPUT_1": data}, requested_outputs=["OUTPUT_1"], id=str(sent))
             messages.append((wire.INFER, sent, wire.pack_request(request)))
         parts: List[Any] = []
         for at in range(0, len(messages), per_frame):
@@ -103,13 +104,20 @@ def thread_cpu_s(tid: int) -> float:
 
 
 def one_round(args: argparse.Namespace) -> Dict[str, float]:
-    ours, theirs = socket.socketpair()
-    report_r, report_w = os.pipe()
-    command = [sys.executable, os.path.abspath(__file__), "--drive", f"{theirs.fileno()},{report_w}"]
-    command += [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in ("requests", "window", "rows", "per_frame")]
-    driver = subprocess.Popen(command, pass_fds=(theirs.fileno(), report_w))
-    theirs.close()
-    os.close(report_w)
+    """One server, ``--channels`` drivers (each a worker's stand-in with its share of requests and window)."""
+    pairs, drivers, reports = [], [], []
+    share = {"requests": args.requests // args.channels, "window": max(1, args.window // args.channels)}
+    for _ in range(args.channels):
+        ours, theirs = socket.socketpair()
+        report_r, report_w = os.pipe()
+        command = [sys.executable, os.path.abspath(__file__), "--drive", f"{theirs.fileno()},{report_w}"]
+        command += [f"--{k}={share[k]}" for k in ("requests", "window")]
+        command += [f"--rows={args.rows}", f"--per-frame={args.per_frame}"]
+        drivers.append(subprocess.Popen(command, pass_fds=(theirs.fileno(), report_w)))
+        theirs.close()
+        os.close(report_w)
+        pairs.append(ours)
+        reports.append(report_r)
     config = TritonConfig(http_address="127.0.0.1", grpc_address="127.0.0.1", http_port=0, grpc_port=0, metrics_port=0)
     triton = Triton(config=config)
     try:
@@ -124,12 +132,13 @@ def one_round(args: argparse.Namespace) -> Dict[str, float]:
         dataplane, loop = triton._dataplane, triton._loop
         assert dataplane is not None and loop is not None
         hub = WorkerHub(dataplane, config, 0)
-        worker = _Worker(0)
+        workers = [_Worker(i) for i in range(args.channels)]
 
         async def attach() -> None:
-            _, worker.channel = await loop.create_unix_connection(
-                lambda: Channel(functools.partial(hub._on_message, worker), lambda: None), sock=ours
-            )
+            for worker, sock in zip(workers, pairs):
+                _, worker.channel = await loop.create_unix_connection(
+                    functools.partial(Channel, functools.partial(hub._on_message, worker), lambda: None), sock=sock
+                )
 
         async def native_id() -> int:
             return threading.get_native_id()
@@ -138,16 +147,19 @@ def one_round(args: argparse.Namespace) -> Dict[str, float]:
         before = dataplane.statistics(MODEL)[0]
         cpu0, loop0, t0 = cpu_s(), thread_cpu_s(loop_tid), time.perf_counter()
         asyncio.run_coroutine_threadsafe(attach(), loop).result(10)
-        with os.fdopen(report_r) as f:
-            line = f.readline()
+        lines = []
+        for report in reports:
+            with os.fdopen(report) as f:
+                lines.append(f.readline())
         wall, cpu, loop_cpu = time.perf_counter() - t0, cpu_s() - cpu0, thread_cpu_s(loop_tid) - loop0
-        status = driver.wait(60)
-        if status != 0 or not line:
-            raise SystemExit(f"the driver failed (status {status})")
+        statuses = [driver.wait(60) for driver in drivers]
+        if any(statuses) or not all(lines):
+            raise SystemExit(f"a driver failed (exit statuses {statuses})")
         after = dataplane.statistics(MODEL)[0]
     finally:
         triton.stop()
-        ours.close()
+        for sock in pairs:
+            sock.close()
     n = after.inference_count - before.inference_count
     executions = after.execution_count - before.execution_count
     return {
@@ -155,7 +167,7 @@ def one_round(args: argparse.Namespace) -> Dict[str, float]:
         "serving_us": cpu * 1e6 / n,
         "loop_us": loop_cpu * 1e6 / n,
         "batch": n / executions if executions else 0.0,
-        "driver_us": float(line) * 1e6 / n,
+        "driver_us": sum(float(line) for line in lines) * 1e6 / n,
     }
 
 
@@ -166,6 +178,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1)
     ap.add_argument("--delay-us", type=float, default=0.0, help="the model sleeps this long per batch")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--channels", type=int, default=1, help="drivers (workers' stand-ins), sharing the window")
     ap.add_argument("--per-frame", type=int, default=1 << 30, help="at most this many requests per frame")
     ap.add_argument("--gc-threshold", type=int, default=0, help="gc.set_threshold(N) in the serving process first")
     ap.add_argument("--drive", default="", help=argparse.SUPPRESS)  # the driver process: "socket fd,report fd"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
 import logging
 import os
 import signal
@@ -19,6 +18,7 @@ import socket
 import sys
 from typing import Any, List, Optional, Tuple
 
+from pytriton_lite._gc import raise_young_threshold
 from pytriton_lite.workers import wire
 from pytriton_lite.workers.channel import BlockingCaller, Channel
 from pytriton_lite.workers.remote import RemoteDataPlane
@@ -168,16 +168,10 @@ def preload() -> None:
         pass
 
 
-# A worker is pytriton_lite's own process, so it may size its young generation: with many requests in flight,
-# Python's default (a collection every 700 allocations, each scanning what is in flight) costs a worker more
-# than parsing does at c=256 (bench/hub_cost.py --gc-threshold shows the same for the serving process).
-GC_THRESHOLD = 10_000
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     index, channel_fd, call_fd = (int(a) for a in args[:3])
-    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+    raise_young_threshold()  # a worker is pytriton_lite's own process (see _gc.py)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     loop = _new_loop()
     asyncio.set_event_loop(loop)
