@@ -2,6 +2,7 @@
 # Where the time goes with front-end workers on the 16-core GPU machine (the `run` tool; never CI): serve
 # bench/gpu_workers_server.py with WORKERS (default 8) front-end workers, load identity 16xFP32 over gRPC at c=256
 # with perf_analyzer, and sample the serving process and one worker with py-spy (carried in .gpu/bin).
+# Env: WORKERS (8), PROTO (grpc|http), MODEL (identity_fp32|mlp) and DIM (16; 1024 for the mlp).
 #   bash bench/gpu_profile.sh        # carry: .whl .gpu ; $OUT gets perf.log, serving.txt, worker.txt
 set -u -o pipefail
 OUT=${OUT:-/tmp/gpu_profile_out}; mkdir -p "$OUT"
@@ -17,7 +18,8 @@ SPID=$!
 for i in $(seq 1 200); do grep -q STARTUP_S "$OUT/server.log" && break; sleep 0.2; done
 ZPID=$(pgrep -f 'workers[.]zygote' | head -1); WPID=$(pgrep -P "$ZPID" | head -1)
 echo "serving $SPID zygote $ZPID worker $WPID" > "$OUT/pids.txt"
-timeout 60 "$PA" -m identity_fp32 -u 127.0.0.1:$PORT -i $PROTO --shape INPUT_1:16 --concurrency-range 256 --async \
+timeout 60 "$PA" -m "${MODEL:-identity_fp32}" -u 127.0.0.1:$PORT -i $PROTO --shape "INPUT_1:${DIM:-16}" \
+  --concurrency-range 256 --async \
   --measurement-mode time_windows --measurement-interval 12000 --max-trials 3 --stability-percentage 900 \
   > "$OUT/perf.log" 2>&1 &
 PAPID=$!

@@ -112,13 +112,19 @@ def _pack_arrays(arrays: Dict[str, Any]) -> Dict[str, Any]:
     packed: Dict[str, Any] = {}
     for name, array in arrays.items():
         if isinstance(array, np.ndarray) and array.dtype.kind != "O":
-            packed[name] = (array.dtype.str, array.shape, pickle.PickleBuffer(np.ascontiguousarray(array)))  # type: ignore[arg-type]
+            dtype = array.dtype
+            code = _CODES.get(dtype)
+            if code is None:
+                code = _CODES[dtype] = dtype.str
+            packed[name] = (code, array.shape, pickle.PickleBuffer(np.ascontiguousarray(array)))  # type: ignore[arg-type]
         else:
             packed[name] = array
     return packed
 
 
-_DTYPES: Dict[str, np.dtype] = {}  # dtype.str -> dtype: np.dtype("<f4") is a parse per tensor otherwise
+# dtype <-> dtype.str, both ways: reading ``dtype.str`` builds a string, np.dtype("<f4") parses one
+_CODES: Dict[np.dtype, str] = {}
+_DTYPES: Dict[str, np.dtype] = {}
 
 
 def _unpack_arrays(packed: Dict[str, Any]) -> Dict[str, Any]:
