@@ -41,7 +41,7 @@ class Channel(asyncio.BufferedProtocol):
         # a frame being read into a buffer of its own: (meta length, buffer lengths, buffer, bytes filled)
         self._own: Optional[Tuple[int, List[int], bytearray]] = None
         self._own_filled = 0
-        self._out: List[Tuple[Any, ...]] = []  # messages of this loop iteration after its first
+        self._out: List[Tuple[Any, ...]] = []  # what this loop iteration sent: one BATCH frame at its end
         self._flush_scheduled = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
 

@@ -346,6 +346,8 @@ class WorkerHub:
             if pending is None:  # tracing or a response cache: infer's whole path, in a task
                 pending = asyncio.ensure_future(self.dataplane.infer(request))
                 pending.add_done_callback(functools.partial(self._infer_done, worker, call_id))
+            elif pending.closed:  # answered while it was queued (a timeout of a few microseconds)
+                return
             worker.tasks[call_id] = pending
         elif kind == wire.CANCEL:
             task = worker.tasks.pop(message[1], None)
