@@ -1,10 +1,11 @@
 """The frames between the serving process and its front-end workers: pure encoding, no sockets.
 
 A frame is ``<u32 meta length><u32 buffer count><u64 length per buffer><meta><buffers...>``. ``meta`` is a
-pickle (protocol 5) of one message tuple; numpy arrays travel out of band (``PickleBuffer``), so a tensor's
-bytes are written to the socket from the array's own memory and read back into one buffer that the rebuilt
-array views: one copy each way, by the kernel. Both ends are processes of one server (a private socketpair),
-so pickle is safe here; nothing from a client is ever unpickled.
+pickle (protocol 5) of one message tuple (or of a ``BATCH`` of them); tensors over ``IN_BAND_BYTES`` travel
+out of band (``PickleBuffer``), so their bytes are written to the socket from the array's own memory and read
+back into one buffer that the rebuilt array views: one copy each way, by the kernel. Smaller ones are cheaper
+inside the pickle (measured: 2 µs per request less in the serving process for 64-byte tensors). Both ends are
+processes of one server (a private socketpair), so pickle is safe here; nothing from a client is unpickled.
 
 Requests, responses and errors are packed into plain tuples first: faster to pickle than the dataclasses, and
 an exception keeps its class and attributes whatever its ``__init__`` takes.
@@ -26,6 +27,7 @@ from pytriton_lite.types import InferenceRequest, InferenceResponse
 PREFIX = struct.Struct("<II")
 LENGTH = struct.Struct("<Q")
 MAX_BUFFERS = 1 << 16  # a frame announcing more is corrupt
+IN_BAND_BYTES = 1024  # a tensor this small travels inside the pickle (a bytearray: it stays writable)
 
 # message kinds (the first item of every message tuple)
 BOOT = 1  # main -> worker: what the worker needs to start (config, keys, snapshot)
@@ -107,8 +109,8 @@ def parse_lengths(raw: Any, count: int) -> List[int]:
 
 
 def _pack_arrays(arrays: Dict[str, Any]) -> Dict[str, Any]:
-    """Numeric arrays as (dtype, shape, out-of-band buffer): 4x cheaper to pickle than ndarray's own reducer
-    (measured 10 -> 2.8 us for a 16-float request); object (BYTES) arrays pickle as they are."""
+    """Numeric arrays as (dtype code, shape, buffer): 4x cheaper to pickle than ndarray's own reducer (measured
+    10 -> 2.8 us for a 16-float request); object (BYTES) arrays pickle as they are."""
     packed: Dict[str, Any] = {}
     for name, array in arrays.items():
         if isinstance(array, np.ndarray) and array.dtype.kind != "O":
@@ -116,7 +118,10 @@ def _pack_arrays(arrays: Dict[str, Any]) -> Dict[str, Any]:
             code = _CODES.get(dtype)
             if code is None:
                 code = _CODES[dtype] = dtype.str
-            packed[name] = (code, array.shape, pickle.PickleBuffer(np.ascontiguousarray(array)))  # type: ignore[arg-type]
+            if array.nbytes <= IN_BAND_BYTES:  # in the pickle: no buffer of its own to announce, send and copy
+                packed[name] = (code, array.shape, bytearray(np.ascontiguousarray(array)))
+            else:
+                packed[name] = (code, array.shape, pickle.PickleBuffer(np.ascontiguousarray(array)))  # type: ignore[arg-type]
         else:
             packed[name] = array
     return packed

@@ -295,7 +295,7 @@ def test_model_config_protobuf_pickles_as_its_bytes():
 
 def test_message_kinds_are_distinct():
     kinds = [getattr(wire, name) for name in dir(wire) if name.isupper() and isinstance(getattr(wire, name), int)]
-    kinds = [k for k in kinds if k not in (wire.MAX_BUFFERS,)]
+    kinds = [k for k in kinds if k not in (wire.MAX_BUFFERS, wire.IN_BAND_BYTES)]
     assert len(set(kinds)) == len(kinds) == 15
 
 
@@ -384,3 +384,18 @@ def test_a_batch_over_the_buffer_limit_falls_back_to_a_frame_per_message(monkeyp
         data = data[size:]
     assert [f[1] for f in frames] == [0, 1, 2, 3] and all(f[0] == wire.OK for f in frames)
     assert frames[3][2][1].tolist() == [0, 1, 2]
+
+
+def test_small_tensors_travel_in_the_pickle_and_large_ones_out_of_band_both_writable():
+    small = np.arange(16, dtype=np.float32).reshape(1, 16)  # 64 bytes
+    large = np.arange(wire.IN_BAND_BYTES, dtype=np.float32)  # 4x the in-band limit
+    request = InferenceRequest("m", "", {"small": small, "large": large, "strided": large[::4]})
+    parts = wire.encode((wire.INFER, 1, wire.pack_request(request)))
+    _, count = wire.parse_prefix(bytes(parts[0][: wire.PREFIX.size]))
+    assert count == 1 and memoryview(parts[2]).nbytes == large.nbytes  # only the large one has its own buffer
+    _, _, packed = parse_frame(b"".join(bytes(p) for p in parts))
+    got = wire.unpack_request(packed).inputs
+    for name, want in (("small", small), ("large", large), ("strided", large[::4])):
+        assert got[name].dtype == want.dtype and np.array_equal(got[name], want)
+        got[name].flat[0] = 5  # a model may write into its inputs
+        assert got[name].flat[0] == 5 and want.flat[0] == 0
