@@ -6,11 +6,12 @@
 With front-end workers the serving process only reads request frames from its workers' channels, queues them
 with the batcher, runs the model and writes the responses back, so its CPU time per inference bounds the
 throughput however many workers parse HTTP and gRPC (1e6 / µs per inference = requests/s on one core).
-This measures that path alone: a ``Triton`` serving identity 16xFP32 (``@batch``, max batch 256) to one
-``WorkerHub`` channel whose other end is a forked driver process standing in for a worker; it keeps
-``--window`` requests in flight and checks every answer. Printed per round: requests/s, the serving
-process's CPU µs per inference (all its threads; in brackets its serving loop thread alone), the average
-batch, and the driver's CPU µs per inference (a worker's channel side, without HTTP/gRPC).
+This measures that path alone: a ``Triton`` serving identity 16xFP32 (``@batch``, max batch 256) to
+``--channels`` ``WorkerHub`` channels whose other ends are driver processes standing in for workers; together
+they keep ``--window`` requests in flight (each names its output, as perf_analyzer does) and check every
+answer. Printed per round: requests/s, the serving process's CPU µs per inference (all its threads; in
+brackets its serving loop thread alone), the average batch, and the drivers' CPU µs per inference (a worker's
+channel side, without HTTP/gRPC).
 """
 
 from __future__ import annotations
