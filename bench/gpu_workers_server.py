@@ -92,7 +92,7 @@ def main() -> None:
         direct_limit(args.device, args.instances, args.seconds)
         return
     if os.environ.get("BENCH_GC_THRESHOLD"):
-        gc.set_threshold(int(os.environ["BENCH_GC_THRESHOLD"]), *gc.get_threshold()[1:])
+        gc.set_threshold(int(os.environ["BENCH_GC_THRESHOLD"]))
     instances = [_InferFuncWrapper(args.device) for _ in range(args.instances)]
     config = TritonConfig(
         http_address="127.0.0.1",

@@ -189,7 +189,7 @@ def main() -> None:
         drive(socket.socket(fileno=sock_fd), report_fd, args.requests, args.window, args.rows, args.per_frame)
         return
     if args.gc_threshold:
-        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
+        gc.set_threshold(args.gc_threshold)
     rows = []
     for i in range(1, args.rounds + 1):
         row = one_round(args)

@@ -16,9 +16,9 @@ YOUNG_THRESHOLD = 10_000
 
 def raise_young_threshold(threshold: int = YOUNG_THRESHOLD) -> None:
     """Collect the young generation every ``threshold`` allocations (never less often than now)."""
-    young, *older = gc.get_threshold()
+    young = gc.get_threshold()[0]
     if young and young < threshold:  # 0: collection is disabled; leave it so
-        gc.set_threshold(threshold, *older)
+        gc.set_threshold(threshold)  # the older generations' thresholds stay as they are
 
 
 __all__ = ["YOUNG_THRESHOLD", "raise_young_threshold"]

@@ -124,8 +124,8 @@ class Model:
         inputs = request.inputs
         if inputs.keys() != self._all_input_names:  # the common case (every input, no other) in one compare
             self._check_names(inputs)
-        batch_size = self._batch_size(inputs) if self.max_batch_size > 0 else 1
         batching, valid, parts = self.max_batch_size > 0, self._valid_inputs, []
+        batch_size = self._batch_size(inputs) if batching else 1
         for name, array in inputs.items():
             shape = array.shape[1:] if batching else array.shape
             if (name, array.dtype, shape) not in valid:
