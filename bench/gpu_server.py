@@ -5,20 +5,27 @@
 Model "mlp": INPUT_1 FP32 [1024] -> OUTPUT_1 FP32 [1024], Linear(1024, 4096) -> GELU -> Linear(4096, 1024),
 max_batch_size 256 with a 1 ms queue delay. Each instance owns its copy of the weights and its own CUDA stream,
 the multi-instance wrapper-class pattern of PyTriton's examples. Prints READY when serving.
+``BENCH_IMPL=pytriton`` in the environment: the same code on PyTriton 0.7 (bench/gpu_workers_server.py's side by side).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 
 import numpy as np
 import torch
 
-from pytriton_lite.decorators import batch
-from pytriton_lite.model_config import DynamicBatcher, ModelConfig, Tensor
-from pytriton_lite.triton import Triton, TritonConfig
+if os.environ.get("BENCH_IMPL") == "pytriton":  # PyTriton's own @batch for PyTriton's run (same API)
+    from pytriton.decorators import batch
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+    from pytriton.triton import Triton, TritonConfig
+else:
+    from pytriton_lite.decorators import batch
+    from pytriton_lite.model_config import DynamicBatcher, ModelConfig, Tensor
+    from pytriton_lite.triton import Triton, TritonConfig
 
 
 class _InferFuncWrapper:

@@ -7,6 +7,9 @@
 # for frontend_workers 0,2,4,8 (12 too if 8 paid and time is left). $OUT gets run.log, table.md, rows.csv,
 # servers.json, server-logs.txt (at most 8 files come back). --check: install, versions, a 2-worker server, one
 # short perf_analyzer call and a 1 s direct-call figure (~1 min).
+# With .pyt/pyt312.tar.xz carried too (bash bench/pack_pytriton.sh makes it), PyTriton 0.7 serves the same script first
+# in every round (rows "PyTriton"): unpacked into /tmp/pyt, with a venv /tmp/pytv whose .pth files add it, /tmp/site
+# and this python3's packages (torch): PyTriton's python-backend stub embeds its interpreter's environment.
 # Env: BUDGET_S (default 400, the matrix's own bound), WORKERS (default 0,2,4,8), WINDOW_MS (default 1500).
 set -u -o pipefail
 OUT=${OUT:-/tmp/gpu_workers_out}; mkdir -p "$OUT"
@@ -16,6 +19,14 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 export LD_LIBRARY_PATH=$PWD/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 PA=$PWD/.gpu/bin/perf_analyzer; chmod +x "$PA"
+PYT_ARGS=()
+if [ -f .pyt/pyt312.tar.xz ]; then
+  mkdir -p /tmp/pyt && tar -xJf .pyt/pyt312.tar.xz -C /tmp/pyt && python3 -m venv --without-pip /tmp/pytv || exit 1
+  PURE='import sysconfig; print(sysconfig.get_paths()["purelib"])'
+  printf '%s\n' /tmp/pyt /tmp/site "$(python3 -c "$PURE")" > "$(/tmp/pytv/bin/python -c "$PURE")/bench.pth"
+  /tmp/pytv/bin/python -c 'import pytriton, zmq, torch; print("PyTriton side by side:", pytriton.__file__)' \
+    2>&1 | tee -a "$OUT/run.log" && PYT_ARGS=(--pytriton-python /tmp/pytv/bin/python)
+fi
 {
   date -u; nproc; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   "$PA" --version 2>&1 | head -1
@@ -25,7 +36,7 @@ print(sys.version.split()[0],"torch",torch.__version__,torch.cuda.is_available()
 if [ "${1:-}" = "--check" ]; then
   timeout 60 python3 bench/gpu_workers_server.py --direct --seconds 1 2>&1 | tee -a "$OUT/run.log"
   timeout 150 python3 bench/workers_matrix.py --suite gpu --workers 2 --cases 'id16_grpc_c1|mlp_http_c256' \
-    --window-ms 1000 --max-trials 3 --pa "$PA" --pa-lib "$PWD/.gpu/lib" --pa-timeout-s 30 --out /tmp/gw 2>&1 \
+    --window-ms 1000 --max-trials 3 --pa "$PA" --pa-lib "$PWD/.gpu/lib" --pa-timeout-s 30 --out /tmp/gw "${PYT_ARGS[@]}" 2>&1 \
     | tee -a "$OUT/run.log"
   tail -n 15 /tmp/gw/server-w*.log > "$OUT/server-logs.txt" 2>&1
   exit 0
@@ -33,6 +44,7 @@ fi
 timeout 60 python3 bench/gpu_workers_server.py --direct --seconds 2 2>&1 | tee -a "$OUT/run.log"
 timeout $((${BUDGET_S:-400} + 120)) python3 bench/workers_matrix.py --suite gpu --workers "${WORKERS:-0,2,4,8}" \
   --extra-workers 12 --window-ms "${WINDOW_MS:-1500}" --max-trials 4 --pa "$PA" --pa-lib "$PWD/.gpu/lib" \
-  --pa-timeout-s 40 --budget-s "${BUDGET_S:-400}" --out "$OUT" --log-dir /tmp/gw 2>&1 | tee -a "$OUT/run.log"
+  --pa-timeout-s 40 --budget-s "${BUDGET_S:-400}" --out "$OUT" --log-dir /tmp/gw "${PYT_ARGS[@]}" 2>&1 \
+  | tee -a "$OUT/run.log"
 for f in /tmp/gw/server-w*.log; do echo "== $f"; tail -n 20 "$f"; done > "$OUT/server-logs.txt" 2>&1
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv >> "$OUT/run.log" 2>&1

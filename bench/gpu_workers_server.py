@@ -11,6 +11,8 @@ Models: ``identity_fp32`` (INPUT_1 FP32 [-1], max_batch_size 128, queue delay 0:
 bench/workers_matrix.py sets it. Statistics are open (no token) so perf_analyzer can read them. Prints
 ``STARTUP_S <s>`` (run() to every model ready over HTTP) once serving. ``BENCH_GC_THRESHOLD=N`` in the
 environment: ``gc.set_threshold(N)`` first (the serving process's garbage-collector tuning of docs/scaling.md).
+``BENCH_IMPL=pytriton``: the same script on PyTriton 0.7 (its ``Triton``, ``@batch`` and config classes; the API is
+the same), for bench/workers_matrix.py's side-by-side row; PyTriton's endpoints are opened the same way.
 
 ``--direct``: rows/s calling the MLP's ``@batch`` callable directly with one 256-row request, one thread per
 instance (1 and then all ``--instances``), host-to-device and back included: the ceiling any server can reach.
@@ -31,9 +33,14 @@ import numpy as np
 import torch
 from gpu_server import _InferFuncWrapper
 
-from pytriton_lite.decorators import batch
-from pytriton_lite.model_config import DynamicBatcher, ModelConfig, Tensor
-from pytriton_lite.triton import Triton, TritonConfig, TritonSecurityConfig
+if os.environ.get("BENCH_IMPL") == "pytriton":
+    from pytriton.decorators import batch
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+    from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
+else:
+    from pytriton_lite.decorators import batch
+    from pytriton_lite.model_config import DynamicBatcher, ModelConfig, Tensor
+    from pytriton_lite.triton import Triton, TritonConfig, TritonSecurityConfig
 
 
 @batch

@@ -15,6 +15,10 @@ right before and after the perf_analyzer call: CPU = utime+stime of the server p
 are against workers=0 of the same round. Start-to-ready per workers value: spawn of the script to every model
 ready (HTTP) and the gRPC port accepting, and the script's own STARTUP_S (run() to ready).
 
+``--pytriton-python PY`` (the gpu suite) also runs the same script on PyTriton 0.7 with the interpreter PY, whose
+environment holds PyTriton and torch (``BENCH_IMPL=pytriton``; PY's LIBDIR first on LD_LIBRARY_PATH for PyTriton's
+python-backend stub), first in every round: rows "PyTriton", and columns of lite/PyTriton ratios.
+
 Writes DIR/{table.md, rows.csv, servers.json} and DIR/server-w<N>.log (default DIR:
 bench/results/<stamp>-workers or -gpu-workers). ``--budget-s`` skips what would not fit (a workers value
 whose server is not started yet); skipped items are listed.
@@ -84,6 +88,13 @@ SUITES = {
     "gpu": ("gpu_workers_server.py", ("identity_fp32", "mlp"), GPU_CASES, "0,2,4,8"),
 }
 ENV_WORKERS = "PYTRITON_TRITON_CONFIG_FRONTEND_WORKERS"
+PYT = -1  # the "workers" value of PyTriton 0.7's rows (--pytriton-path)
+
+
+def label(w: int) -> str:
+    return "PyTriton" if w == PYT else str(w)
+
+
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -220,10 +231,15 @@ def render(rows: List[Dict[str, object]], cases: List[Case], workers: List[int])
     head = ["case", "workers", "infer/s", "p50 ms", "p99 ms", "batch", "server cores (serving proc)"]
     head += ["worker cores max/min", "loadgen cores", "CPU µs/inf (serving proc)"]
     head += ["infer/s vs w0", "p50 vs w0", "CPU/inf vs w0"]
+    with_pyt = PYT in workers
+    if with_pyt:
+        head += ["infer/s vs PyTriton", "p50 vs PyTriton"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    baseline = next((w for w in workers if w != PYT), None)
     for case in cases:
         base: Dict[str, Optional[float]] = {}
-        for w in workers:
+        pyt: Dict[str, Optional[float]] = {}
+        for w in sorted(workers, key=lambda x: (x != PYT, x != baseline)):  # PyTriton, baseline, the others
             mine = [r for r in rows if r["case"] == case.name and r["workers"] == w]
             if not mine:
                 continue
@@ -243,14 +259,17 @@ def render(rows: List[Dict[str, object]], cases: List[Case], workers: List[int])
                     "serving_us_per_inf",
                 )
             }
-            if w == workers[0]:
+            if w == baseline:
                 base = m
+            if w == PYT:
+                pyt = m
+            extra = [ratio(m["infer_per_s"], pyt.get("infer_per_s")), ratio(m["p50_ms"], pyt.get("p50_ms"))]
             lines.append(
                 "| "
                 + " | ".join(
                     [
                         case.name,
-                        str(w),
+                        label(w),
                         fmt(m["infer_per_s"]),
                         fmt(m["p50_ms"], 2),
                         fmt(m["p99_ms"], 2),
@@ -263,12 +282,15 @@ def render(rows: List[Dict[str, object]], cases: List[Case], workers: List[int])
                         ratio(m["p50_ms"], base.get("p50_ms")),
                         ratio(m["cpu_us_per_inf"], base.get("cpu_us_per_inf")),
                     ]
+                    + (extra if with_pyt else [])
                 )
                 + " |"
             )
     lines.append("")
     lines.append(
-        f"Ratios against workers={workers[0]}. batch = inference_count / execution_count delta over the call; "
+        f"Ratios against workers={baseline}"
+        + (" and against PyTriton 0.7 (its own run of the same script)" if with_pyt else "")
+        + ". batch = inference_count / execution_count delta over the call; "
         "server cores = CPU time of the server process and its worker children / wall time of the call, in "
         "brackets the serving process alone; worker cores max/min = the busiest and the idlest worker (how "
         "evenly SO_REUSEPORT spread the connections); loadgen cores = perf_analyzer's CPU time / the same wall time; "
@@ -286,7 +308,7 @@ def render_servers(facts: Dict[int, Dict[str, object]]) -> str:
     for w, f in sorted(facts.items()):
         idle: Dict[str, object] = f.get("idle") or {}  # type: ignore[assignment]
         lines.append(
-            f"| {w} | {f.get('spawn_to_ready_s', '–')} | {f.get('startup_s_self_reported') or '–'} | "
+            f"| {label(w)} | {f.get('spawn_to_ready_s', '–')} | {f.get('startup_s_self_reported') or '–'} | "
             f"{f.get('stop_s', '–')}{' (SIGKILL)' if f.get('stop_forced') else ''} | "
             f"{idle.get('rss_mib', '–')} ({idle.get('pss_mib', '–')}) / {idle.get('processes', '–')} |"
         )
@@ -318,7 +340,7 @@ def venv_cudart(pa: str) -> str:
 
 def print_row(row: Dict[str, object]) -> None:
     print(
-        f"{row['case']:<18} w={row['workers']:<2} infer/s {fmt(num(row.get('infer_per_s'))):>8}  "
+        f"{row['case']:<18} w={label(row['workers']):<2} infer/s {fmt(num(row.get('infer_per_s'))):>8}  "
         f"p50 {fmt(num(row.get('p50_ms')), 2):>6} ms  p99 {fmt(num(row.get('p99_ms')), 2):>7} ms  "
         f"batch {fmt(num(row.get('batch')), 1):>5}  cores {fmt(num(row.get('server_cpu_cores')), 2):>5} "
         f"(main {fmt(num(row.get('serving_proc_cores')), 2)}, loadgen {fmt(num(row.get('loadgen_cores')), 2)})  "
@@ -345,6 +367,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--pa-lib", default=None, help="LD_LIBRARY_PATH entry for perf_analyzer (libcudart 12)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--log-dir", default=None, help="where the server-w<N>.log files go (default: --out)")
+    ap.add_argument("--pytriton-python", default=None, help="a Python with PyTriton 0.7: measure it too")
     args = ap.parse_args()
     return args
 
@@ -380,6 +403,23 @@ class Runner:
         self.t_start = time.monotonic()
         self.per_server_s: List[float] = []
 
+    def pytriton_env(self) -> Dict[str, str]:
+        """PyTriton's server: BENCH_IMPL=pytriton, first on LD_LIBRARY_PATH the LIBDIR of its interpreter (for its
+        python-backend stub, which embeds that interpreter's environment: PYTHONPATH does not reach it) and the
+        wheel's bundled libraries (tritonserver runs from a copy in PyTriton's workspace, away from them)."""
+        env = dict(self.env)
+        env["BENCH_IMPL"] = "pytriton"
+        env.pop(ENV_WORKERS, None)
+        query = (
+            "import os, sysconfig, pytriton; print(sysconfig.get_config_var('LIBDIR')); "
+            "print(os.path.join(os.path.dirname(os.path.dirname(pytriton.__file__)), 'nvidia_pytriton.libs'))"
+        )
+        libs = subprocess.run(
+            [self.args.pytriton_python, "-c", query], capture_output=True, text=True, check=True, timeout=60
+        ).stdout.split()
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (*libs, env.get("LD_LIBRARY_PATH")) if p)
+        return env
+
     def skip(self, why: str) -> bool:
         self.skipped.append(why)
         print(f"# skipped {why}", flush=True)
@@ -389,13 +429,18 @@ class Runner:
         if self.args.budget_s and self.per_server_s:
             left, need = self.args.budget_s - (time.monotonic() - self.t_start), max(self.per_server_s)
             if left < need * 1.1:
-                return self.skip(f"workers={w} round {rnd} ({left:.0f} s left, a server took {need:.0f} s)")
+                return self.skip(f"workers={label(w)} round {rnd} ({left:.0f} s left, a server took {need:.0f} s)")
         t0 = time.monotonic()
         env = dict(self.env)
-        env[ENV_WORKERS] = str(w)
-        log = os.path.join(self.log_dir, f"server-w{w}.log")
-        server = Server(f"w{w}", [sys.executable, os.path.join(HERE, self.script)], env, log, self.models)
-        print(f"# workers={w} round {rnd}: starting (http {server.http_port} grpc {server.grpc_port})", flush=True)
+        if w == PYT:
+            env = self.pytriton_env()
+        else:
+            env[ENV_WORKERS] = str(w)
+        log = os.path.join(self.log_dir, f"server-w{label(w)}.log")
+        python = self.args.pytriton_python if w == PYT else sys.executable
+        server = Server(f"w{w}", [python, os.path.join(HERE, self.script)], env, log, self.models)
+        ports = f"http {server.http_port} grpc {server.grpc_port}"
+        print(f"# workers={label(w)} round {rnd}: starting ({ports})", flush=True)
         try:
             server.start()
             print(f"#   ready: spawn→ready {server.facts['spawn_to_ready_s']} s, STARTUP_S "
@@ -408,7 +453,7 @@ class Runner:
                 self.rows.append(row)
                 print_row(row)
         except RuntimeError as exc:  # did not start: measure the other values rather than nothing
-            return self.skip(f"workers={w} round {rnd} ({exc})")
+            return self.skip(f"workers={label(w)} round {rnd} ({exc})")
         finally:
             server.stop()
             if server.facts.get("spawn_to_ready_s") is not None and w not in self.facts:
@@ -448,11 +493,13 @@ def main() -> int:
     try:
         for rnd in range(1, args.rounds + 1):
             order = workers if rnd % 2 else list(reversed(workers))  # alternate who goes first
+            if args.pytriton_python:
+                order = [PYT, *order]
             for w in order:
                 measure(w, rnd)
         # "12 if it pays": an extra value only when the last one raised some loaded case's infer/s by >= 10 %
         for w in extra:
-            why = not_paying(rows, cases, [x for x in workers if x in facts])
+            why = not_paying(rows, cases, [x for x in workers if x in facts and x != PYT])
             if why:
                 run.skip(f"workers={w} ({why})")
                 break
@@ -462,7 +509,8 @@ def main() -> int:
         shutil.rmtree(raw_root, ignore_errors=True)
     elapsed = time.monotonic() - t_start
 
-    table = render(rows, cases, [w for w in workers if w in facts])
+    shown = ([PYT] if PYT in facts else []) + [w for w in workers if w in facts]
+    table = render(rows, cases, shown)
     srv = render_servers(facts)
     cmdline = "python bench/workers_matrix.py " + " ".join(sys.argv[1:])
     header = (
