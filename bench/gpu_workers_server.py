@@ -8,9 +8,11 @@ Models: ``identity_fp32`` (INPUT_1 FP32 [-1], max_batch_size 128, queue delay 0:
 ``mlp`` (bench/gpu_server.py's ``_InferFuncWrapper``: Linear(1024, 4096) -> GELU -> Linear(4096, 1024) on CUDA,
 ``--instances`` instances with their own weights and stream, max_batch_size 256, 1 ms queue delay).
 ``frontend_workers`` comes from ``PYTRITON_TRITON_CONFIG_FRONTEND_WORKERS`` (TritonConfig.from_env), as
-bench/workers_matrix.py sets it. Statistics are open (no token) so perf_analyzer can read them. Prints
-``STARTUP_S <s>`` (run() to every model ready over HTTP) once serving. ``BENCH_GC_THRESHOLD=N`` in the
-environment: ``gc.set_threshold(N)`` first (the serving process's garbage-collector tuning of docs/scaling.md).
+bench/workers_matrix.py sets it. Statistics are open (no token) so perf_analyzer can read them. It serves with
+``triton.serve()``, as a user's script does (pytriton_lite raises the GC threshold while serve() serves, see
+docs/scaling.md; ``PYTRITON_LITE_GC_THRESHOLD=0`` measures without), and prints ``STARTUP_S <s>`` (serve() called
+to every model ready over HTTP) once serving. ``BENCH_GC_THRESHOLD=N``: ``gc.set_threshold(N)`` first, in
+either library's process.
 ``BENCH_IMPL=pytriton``: the same script on PyTriton 0.7 (its ``Triton``, ``@batch`` and config classes; the API is
 the same), for bench/workers_matrix.py's side-by-side row; PyTriton's endpoints are opened the same way.
 
@@ -109,9 +111,8 @@ def main() -> None:
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # SIGTERM as SIGINT: PyTriton's serve() stops on KeyboardInterrupt; pytriton_lite's handles both itself
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     triton = Triton(config=config, security_config=TritonSecurityConfig(restricted_endpoints=[]))
     triton.bind(
         "identity_fp32",
@@ -128,12 +129,23 @@ def main() -> None:
         config=ModelConfig(max_batch_size=256, batcher=DynamicBatcher(max_queue_delay_microseconds=1000)),
     )
     t0 = time.perf_counter()
-    triton.run()
-    while not _ready(args.http_port, ("identity_fp32", "mlp")) and time.perf_counter() - t0 < 120:
-        time.sleep(0.02)
-    print("STARTUP_S", round(time.perf_counter() - t0, 3), args.device, flush=True)
-    stop.wait(args.max_seconds)
-    triton.stop()
+
+    def report_ready() -> None:
+        while not _ready(args.http_port, ("identity_fp32", "mlp")) and time.perf_counter() - t0 < 120:
+            time.sleep(0.02)
+        print("STARTUP_S", round(time.perf_counter() - t0, 3), args.device, flush=True)
+
+    threading.Thread(target=report_ready, daemon=True).start()
+    limit = threading.Timer(args.max_seconds, triton.stop)
+    limit.daemon = True
+    limit.start()
+    try:
+        triton.serve()  # as a user's script serves: blocks until SIGINT/SIGTERM (or the time limit)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        limit.cancel()
+        triton.stop()
     for i, inst in enumerate(instances):
         sizes = inst.batch_sizes
         if sizes:

@@ -145,7 +145,10 @@ def one_round(args: argparse.Namespace) -> Dict[str, float]:
             return threading.get_native_id()
 
         loop_tid = asyncio.run_coroutine_threadsafe(native_id(), loop).result(10)
+        if args.gc_freeze:
+            gc.freeze()  # what exists now (the ballast, imports) leaves the collector's scans
         before = dataplane.statistics(MODEL)[0]
+        gc0 = [g["collections"] for g in gc.get_stats()]
         cpu0, loop0, t0 = cpu_s(), thread_cpu_s(loop_tid), time.perf_counter()
         asyncio.run_coroutine_threadsafe(attach(), loop).result(10)
         lines = []
@@ -157,6 +160,7 @@ def one_round(args: argparse.Namespace) -> Dict[str, float]:
         if any(statuses) or not all(lines):
             raise SystemExit(f"a driver failed (exit statuses {statuses})")
         after = dataplane.statistics(MODEL)[0]
+        collections = [g["collections"] - c for g, c in zip(gc.get_stats(), gc0)]
     finally:
         triton.stop()
         for sock in pairs:
@@ -169,6 +173,7 @@ def one_round(args: argparse.Namespace) -> Dict[str, float]:
         "loop_us": loop_cpu * 1e6 / n,
         "batch": n / executions if executions else 0.0,
         "driver_us": sum(float(line) for line in lines) * 1e6 / n,
+        "gc_per_1k": [c * 1000 / n for c in collections],
     }
 
 
@@ -182,6 +187,8 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=1, help="drivers (workers' stand-ins), sharing the window")
     ap.add_argument("--per-frame", type=int, default=1 << 30, help="at most this many requests per frame")
     ap.add_argument("--gc-threshold", type=int, default=0, help="gc.set_threshold(N) in the serving process first")
+    ap.add_argument("--ballast", type=int, default=0, help="N long-lived objects the collector tracks (a big heap)")
+    ap.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once the server runs")
     ap.add_argument("--drive", default="", help=argparse.SUPPRESS)  # the driver process: "socket fd,report fd"
     args = ap.parse_args()
     if args.drive:
@@ -190,6 +197,7 @@ def main() -> None:
         return
     if args.gc_threshold:
         gc.set_threshold(args.gc_threshold)
+    ballast = [[i] for i in range(args.ballast)]  # like a framework's modules and tensors' Python objects
     rows = []
     for i in range(1, args.rounds + 1):
         row = one_round(args)
@@ -197,9 +205,11 @@ def main() -> None:
         print(
             f"round {i}: {row['infer_per_s']:>9,.0f} infer/s  serving CPU {row['serving_us']:6.1f} µs/inf "
             f"(its loop thread {row['loop_us']:5.1f})  "
-            f"batch {row['batch']:5.1f}  driver CPU {row['driver_us']:6.1f} µs/inf",
+            f"batch {row['batch']:5.1f}  driver CPU {row['driver_us']:6.1f} µs/inf  "
+            f"GC runs per 1k inf (gen 0/1/2) {'/'.join(f'{c:.1f}' for c in row['gc_per_1k'])}",
             flush=True,
         )
+    del ballast
     us = statistics.median(r["serving_us"] for r in rows)
     print(f"median serving CPU {us:.1f} µs/inference: one core bounds the serving process to {1e6 / us:,.0f}/s")
 

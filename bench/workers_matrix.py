@@ -302,7 +302,7 @@ def render(rows: List[Dict[str, object]], cases: List[Case], workers: List[int])
 
 def render_servers(facts: Dict[int, Dict[str, object]]) -> str:
     lines = [
-        "| workers | spawn→ready s | STARTUP_S (run() → ready) | stop s | idle RSS MiB (PSS) / processes |",
+        "| workers | spawn→ready s | STARTUP_S (start call → ready) | stop s | idle RSS MiB (PSS) / processes |",
         "|---|---|---|---|---|",
     ]
     for w, f in sorted(facts.items()):

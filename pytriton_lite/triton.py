@@ -19,6 +19,7 @@ from typing import Any, Callable, Coroutine, Dict, List, Optional, Sequence, Uni
 
 from pytriton_lite._binding import attach_context, named_tensor, refuse_sagemaker
 from pytriton_lite._frontend_set import HUNG_EXIT_S, bounded, start_frontends
+from pytriton_lite._gc import while_serving, young_threshold
 from pytriton_lite.config import (
     DEFAULT_EXIT_TIMEOUT_S,
     DEFAULT_PROTECTED_ENDPOINTS,
@@ -224,6 +225,7 @@ class Triton:
             if self._started and self._stopped:
                 raise PyTritonInvalidOperationError("Triton is stopping; start it again once stop() has returned.")
             if not self._started:
+                young_threshold()  # a bad PYTRITON_LITE_GC_THRESHOLD fails before anything starts (workers read it)
                 self._restart_state()
                 self._start()
             pending, self._pending = self._pending, []
@@ -245,7 +247,15 @@ class Triton:
         atexit.register(self._atexit)
 
     def serve(self, monitoring_period_s: float = 10.0) -> None:
-        """Serve until ``stop()`` from another thread, SIGINT or SIGTERM (handled when on the main thread)."""
+        """Serve until ``stop()`` from another thread, SIGINT or SIGTERM (handled when on the main thread).
+
+        While it serves, Python's young-generation GC threshold is at least 10,000 allocations
+        (``PYTRITON_LITE_GC_THRESHOLD`` sets another, 0 leaves it); the thresholds are restored on return.
+        """
+        with while_serving():  # a bad PYTRITON_LITE_GC_THRESHOLD fails here, before anything starts
+            self._serve(monitoring_period_s)
+
+    def _serve(self, monitoring_period_s: float) -> None:
         if not self._connect(serving=True):
             return
         previous = {}
