@@ -3,7 +3,7 @@
 With hundreds of requests in flight, Python's default young-generation threshold (a collection every 700
 allocations) collects so often that what is in flight survives into the older generations, whose collections
 scan it again and again: measured 15-20 % of the serving process's CPU per request with front-end workers
-(``bench/hub_cost.py --gc-threshold``), and 10-20 % more requests/s on 16 cores. So while pytriton_lite serves,
+(``bench/hub_cost.py --gc-threshold``), and up to 21 % more requests/s on 16 cores. So while pytriton_lite serves,
 the young generation is collected every 10,000 allocations: the processes it owns (the CLI once its models are
 loaded, the workers) for their lifetime, and ``Triton.serve()``, which blocks the calling thread until the server
 stops, for as long as it serves; it restores the thresholds it found when it returns. ``Triton.run()`` leaves
