@@ -88,7 +88,7 @@ SUITES = {
     "gpu": ("gpu_workers_server.py", ("identity_fp32", "mlp"), GPU_CASES, "0,2,4,8"),
 }
 ENV_WORKERS = "PYTRITON_TRITON_CONFIG_FRONTEND_WORKERS"
-PYT = -1  # the "workers" value of PyTriton 0.7's rows (--pytriton-path)
+PYT = -1  # the "workers" value of PyTriton 0.7's rows (--pytriton-python)
 
 
 def label(w: int) -> str:
@@ -414,9 +414,13 @@ class Runner:
             "import os, sysconfig, pytriton; print(sysconfig.get_config_var('LIBDIR')); "
             "print(os.path.join(os.path.dirname(os.path.dirname(pytriton.__file__)), 'nvidia_pytriton.libs'))"
         )
-        libs = subprocess.run(
-            [self.args.pytriton_python, "-c", query], capture_output=True, text=True, check=True, timeout=60
-        ).stdout.split()
+        found = subprocess.run(
+            [self.args.pytriton_python, "-c", query], capture_output=True, text=True, check=False, timeout=60
+        )
+        if found.returncode:  # measure() skips it, as a server that does not start
+            last = (found.stderr.strip().splitlines() or ["?"])[-1]
+            raise RuntimeError(f"{self.args.pytriton_python} cannot import pytriton: {last}")
+        libs = found.stdout.split()
         env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (*libs, env.get("LD_LIBRARY_PATH")) if p)
         return env
 
@@ -433,7 +437,10 @@ class Runner:
         t0 = time.monotonic()
         env = dict(self.env)
         if w == PYT:
-            env = self.pytriton_env()
+            try:
+                env = self.pytriton_env()
+            except RuntimeError as exc:
+                return self.skip(f"workers={label(w)} round {rnd} ({exc})")
         else:
             env[ENV_WORKERS] = str(w)
         log = os.path.join(self.log_dir, f"server-w{label(w)}.log")
