@@ -11,21 +11,12 @@ the multi-instance wrapper-class pattern of PyTriton's examples. Prints READY wh
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import threading
 
 import numpy as np
 import torch
-
-if os.environ.get("BENCH_IMPL") == "pytriton":  # PyTriton's own @batch for PyTriton's run (same API)
-    from pytriton.decorators import batch
-    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-    from pytriton.triton import Triton, TritonConfig
-else:
-    from pytriton_lite.decorators import batch
-    from pytriton_lite.model_config import DynamicBatcher, ModelConfig, Tensor
-    from pytriton_lite.triton import Triton, TritonConfig
+from _impl import DynamicBatcher, ModelConfig, Tensor, Triton, TritonConfig, batch  # BENCH_IMPL picks the library
 
 
 class _InferFuncWrapper:

@@ -33,16 +33,8 @@ from typing import Any, List
 
 import numpy as np
 import torch
+from _impl import DynamicBatcher, ModelConfig, Tensor, Triton, TritonConfig, TritonSecurityConfig, batch
 from gpu_server import _InferFuncWrapper
-
-if os.environ.get("BENCH_IMPL") == "pytriton":
-    from pytriton.decorators import batch
-    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-    from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
-else:
-    from pytriton_lite.decorators import batch
-    from pytriton_lite.model_config import DynamicBatcher, ModelConfig, Tensor
-    from pytriton_lite.triton import Triton, TritonConfig, TritonSecurityConfig
 
 
 @batch

@@ -145,7 +145,6 @@ def serve(args: argparse.Namespace) -> int:
     """Serve ``--model-repository`` until SIGINT/SIGTERM; 1 when a model fails under --exit-on-error."""
     import logging
 
-    from pytriton_lite._gc import raise_young_threshold
     from pytriton_lite.config import TritonSecurityConfig
     from pytriton_lite.exceptions import PyTritonError
     from pytriton_lite.triton import Triton, TritonConfig
@@ -197,7 +196,6 @@ def serve(args: argparse.Namespace) -> int:
         )
         triton = Triton(config=config, security_config=security)
         triton.run()
-        raise_young_threshold()  # this process is ours: see pytriton_lite/_gc.py
     except PyTritonError as exc:  # tritonserver's last words, then exit status 1
         message = str(exc)
         if message.startswith("failed to load all models"):

@@ -4,8 +4,8 @@ With hundreds of requests in flight, Python's default young-generation threshold
 allocations) collects so often that what is in flight survives into the older generations, whose collections
 scan it again and again: measured 15-20 % of the serving process's CPU per request with front-end workers
 (``bench/hub_cost.py --gc-threshold``), and up to 21 % more requests/s on 16 cores. So while pytriton_lite serves,
-the young generation is collected every 10,000 allocations: the processes it owns (the CLI once its models are
-loaded, the workers) for their lifetime, and ``Triton.serve()``, which blocks the calling thread until the server
+the young generation is collected every 10,000 allocations: in the front-end workers for their lifetime, and
+under ``Triton.serve()`` (which the ``serve`` CLI serves with), which blocks the calling thread until the server
 stops, for as long as it serves; it restores the thresholds it found when it returns. ``Triton.run()`` leaves
 them alone: the program goes on doing its own work. Cycles are still collected, only less often.
 ``PYTRITON_LITE_GC_THRESHOLD`` overrides the threshold; ``0`` leaves the collector as it is.
